@@ -1,0 +1,19 @@
+"""The ``responder`` command: one group, its subcommands listed explicitly below."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+@click.option("--log-format", type=click.Choice(["json", "console"]), default="json")
+@click.option("--log-level", default="INFO", show_default=True)
+def main(log_format: str, log_level: str) -> None:
+    """MuseAroo Responder: incident response on Kafka and Faust."""
+    from responder.logging import configure
+
+    configure(json=log_format == "json", level=log_level)
+
+
+# Subcommands are registered here, one line each, so `responder --help` and this
+# file agree on what exists.

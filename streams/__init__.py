@@ -1,0 +1,1 @@
+"""The Faust application: topics, tables and agents that wire the core to Kafka."""
