@@ -1,0 +1,1 @@
+"""Remediation actions: one module per family behind one async interface, one registry."""

@@ -1,0 +1,1 @@
+"""The incident state machine: pure decisions over incident records, no I/O."""

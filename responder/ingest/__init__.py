@@ -1,0 +1,1 @@
+"""The HTTP edge: Alertmanager, Slack and PagerDuty webhooks onto Kafka topics."""

@@ -1,0 +1,1 @@
+"""Notifiers and inbound adapters for Slack and PagerDuty, each behind one small interface."""

@@ -1,0 +1,1 @@
+"""Domain data shared by every layer: alerts, incidents, commands, audit events."""

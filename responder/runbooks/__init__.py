@@ -1,0 +1,1 @@
+"""The runbook language: models, loader with file:line errors, matcher, templates."""

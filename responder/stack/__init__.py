@@ -1,0 +1,1 @@
+"""The local stack: real Kafka, Redis, Prometheus, Alertmanager (and kube-apiserver) as plain processes."""
