@@ -106,6 +106,11 @@ class WorkerSettings(BaseModel):
     )
     data_dir: str = Field(".stack/worker", description="Where RocksDB tables live (per worker).")
     web_port: int = Field(6066, ge=0, le=65535, description="Faust's own web server port.")
+    web_enabled: bool = Field(
+        True,
+        description="Run Faust's web server (table views, leader info); tests and benches "
+        "running several workers turn it off rather than fight over the port.",
+    )
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,39 @@
+"""``responder serve``: the ingest HTTP service, wired to the Kafka producer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import click
+import structlog
+from aiohttp import web
+
+from responder.ingest.app import create_app
+from responder.ingest.publisher import KafkaAlertPublisher
+from responder.models.topics import ALERTS, topic_name
+from responder.settings import get_settings
+
+log = structlog.get_logger(__name__)
+
+
+@click.command()
+def serve() -> None:
+    """Receive Alertmanager webhooks and publish their alerts to Kafka."""
+    settings = get_settings()
+    publisher = KafkaAlertPublisher(
+        settings.kafka,
+        topic_name(settings.kafka.topic_prefix, ALERTS),
+        retry_after_s=settings.ingest.retry_after_s,
+    )
+    app = create_app(settings.ingest, publisher)
+
+    async def producer_lifetime(_: web.Application) -> AsyncIterator[None]:
+        await publisher.start()
+        yield
+        await publisher.stop()
+
+    app.cleanup_ctx.append(producer_lifetime)
+    log.info("ingest.starting", host=settings.ingest.host, port=settings.ingest.port)
+    web.run_app(
+        app, host=settings.ingest.host, port=settings.ingest.port, print=None, access_log=None
+    )

@@ -1,0 +1,94 @@
+"""The Faust application: every topic and table declared once, and the agents wired to them.
+
+Built by a factory rather than at import time, so the CLI, tests and benches can each run
+an app with their own settings (topic prefix, app id, store) against the same broker.
+Topics carry raw bytes: the values are the domain's pydantic JSON, so nothing in the
+domain core depends on Faust's record types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE, topic_name
+from responder.settings import Settings
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ResponderStreams:
+    """The app and what hangs off it; agents receive this rather than reaching for globals."""
+
+    app: faust.App
+    alerts: Any  # faust.TopicT: untyped library
+    incidents: Any
+    audit: Any
+    incidents_table: Any  # faust.Table[bytes, bytes]: key = incident key, value = Incident JSON
+    clock: Clock
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def create_streams(settings: Settings, *, clock: Clock = utc_now) -> ResponderStreams:
+    """The Faust app with its topics, the ``incidents`` table and the triage agent."""
+    from streams.triage import register_triage  # agents import this module's dataclass
+
+    kafka, worker = settings.kafka, settings.worker
+    app = faust.App(
+        worker.app_id,
+        broker=_broker_urls(kafka.bootstrap),
+        store=worker.store,
+        datadir=worker.data_dir,
+        autodiscover=False,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_allow_declare=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=worker.web_enabled,
+        web_host="127.0.0.1",
+        web_port=worker.web_port,
+    )
+
+    def topic(name: str) -> Any:
+        return app.topic(
+            topic_name(kafka.topic_prefix, name),
+            partitions=kafka.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    streams = ResponderStreams(
+        app=app,
+        alerts=topic(ALERTS),
+        incidents=topic(INCIDENTS),
+        audit=topic(AUDIT),
+        # The changelog is compacted and gets the source topic's partition count, which
+        # Faust requires to recover a partition's table from its changelog.
+        incidents_table=app.Table(
+            INCIDENTS_TABLE,
+            partitions=kafka.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            help="Current incident per incident key (JSON of responder.models.incidents.Incident).",
+        ),
+        clock=clock,
+    )
+    register_triage(streams)
+    return streams
