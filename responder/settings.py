@@ -113,6 +113,291 @@ class WorkerSettings(BaseModel):
     )
 
 
+class StackSettings(BaseModel):
+    """The local stack of real servers (``responder stack up``, the demo, the test fixtures).
+
+    Ports avoid the Debian packages' defaults (Redis 6379, Prometheus 9090, Alertmanager
+    9093/9094, node exporter 9100) so a system service started by ``apt-get install`` can
+    never answer in place of ours; Kafka keeps 9092 (no Debian service uses it) so
+    ``kafka.bootstrap``'s default reaches it, and its controller avoids Alertmanager's 9093.
+    """
+
+    root_dir: str = Field(
+        ".stack",
+        description="Folder (relative to the working directory, git-ignored) holding every "
+        "server's config, data, logs and pid file; delete it to start from scratch.",
+    )
+    cache_dir: str = Field(
+        "~/.cache/musearoo-responder",
+        description="Downloads outside git (the Kafka jars): kept across checkouts and stack resets.",
+    )
+    kafka_version: str = Field(
+        "4.4.0", description="org.apache.kafka:kafka_2.13 version resolved from Maven Central."
+    )
+    kafka_port: int = Field(
+        9092, ge=1, le=65535, description="Kafka client listener (PLAINTEXT) on 127.0.0.1."
+    )
+    kafka_controller_port: int = Field(
+        9192,
+        ge=1,
+        le=65535,
+        description="KRaft controller listener; not 9093, which is Alertmanager's default.",
+    )
+    kafka_heap: str = Field(
+        "512m",
+        description="JVM -Xmx for the broker: enough for tests and the demo on a 2-core machine "
+        "shared with the workers (the tarball's scripts use 1G).",
+    )
+    redis_port: int = Field(16379, ge=1, le=65535, description="Redis on 127.0.0.1.")
+    prometheus_port: int = Field(19090, ge=1, le=65535, description="Prometheus on 127.0.0.1.")
+    prometheus_scrape_interval_s: int = Field(
+        5, ge=1, description="Seconds between scrapes of ingest's /metrics; short for a dev loop."
+    )
+    alertmanager_port: int = Field(19093, ge=1, le=65535, description="Alertmanager on 127.0.0.1.")
+    alertmanager_group_interval_s: int = Field(
+        10,
+        ge=1,
+        description="Alertmanager group_interval in seconds (default 5 m): how soon changes to a "
+        "group, and failed sends, are delivered again; short so the demo reacts at once.",
+    )
+    start_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds one server may take to answer after its start (a cold JVM on a busy "
+        "2-core machine takes ~10 s; the slack is for CI).",
+    )
+    stop_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds between SIGTERM and SIGKILL: Kafka's clean shutdown takes a few.",
+    )
+
+
+class ActionsSettings(BaseModel):
+    """Guard rails and clients of the remediation actions (responder/actions/)."""
+
+    allowed_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces actions may change; an entry ending in '*' is a prefix. Empty by "
+        "default: nothing is touched until an operator names the namespaces.",
+    )
+    min_replicas: int = Field(
+        1, ge=0, description="Replica floor for deployment.scale: never scale a service to zero."
+    )
+    max_replicas: int = Field(
+        20, ge=1, description="Replica ceiling for deployment.scale (the design's default of 20)."
+    )
+    call_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds any single API/Redis/HTTP call may take (capped by the step deadline).",
+    )
+    retry_attempts: int = Field(
+        5, ge=1, description="Tries per call on 409/429/5xx/transport errors before giving up."
+    )
+    retry_base_s: float = Field(
+        0.2, ge=0, description="First backoff in seconds; doubles per try with full jitter."
+    )
+    retry_cap_s: float = Field(5.0, ge=0, description="Longest single backoff in seconds.")
+    allowed_endpoint_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8"],
+        description="CIDRs that pod/endpoint addresses read from the cluster must fall in before "
+        "model.reload or connections.reset calls them. Loopback by default (dev and tests); a "
+        "real cluster names its pod network, e.g. 10.244.0.0/16.",
+    )
+    endpoint_parallelism: int = Field(
+        8,
+        ge=1,
+        description="Endpoints connections.reset calls at once (model.reload's runbook sets its own).",
+    )
+    http_base_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="The only URLs http.request may call, by the name a runbook's ``base:`` uses "
+        "(scheme://host:port/prefix); the runbook adds a path. Empty by default: no outbound HTTP "
+        "until an operator allows it.",
+    )
+    http_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Named secrets a runbook may put in request headers (by name, never by value).",
+    )
+    redis_urls: dict[str, str] = Field(
+        default_factory=lambda: {"default": "redis://127.0.0.1:16379/0"},
+        description="Redis instances cache.clear may work on, by name: a target of kind redis names "
+        "one, any other target uses 'default' (the local stack's Redis).",
+    )
+    rollout_poll_s: float = Field(
+        0.5, gt=0, description="Seconds between reads while waiting for a rollout to complete."
+    )
+    kube_identity: str = Field(
+        "serviceaccount responder/responder",
+        description="How the responder's Kubernetes identity is named in error sentences when the "
+        "API's own message does not say.",
+    )
+
+
+class ChatOpsAllowList(BaseModel):
+    """Who may give mutating commands (ack, resolve, approve, run, silence ...)."""
+
+    model_config = {"frozen": True}
+
+    users: frozenset[str] = Field(
+        frozenset(), description="Slack user ids (U…/W…): ids, not names, because names can change."
+    )
+    user_groups: frozenset[str] = Field(
+        frozenset(),
+        description="Slack user group ids (S…); membership is read with usergroups.users.list "
+        "and cached for SlackSettings.group_cache_ttl_s.",
+    )
+
+
+class SlackSettings(BaseModel):
+    """Slack: the incident message out, slash command and buttons in."""
+
+    enabled: bool = Field(False, description="Post incidents to Slack and accept /responder.")
+    bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-…), chat:write scope.")
+    signing_secret: SecretStr | None = Field(
+        None, description="The app's signing secret: every inbound request is verified with it."
+    )
+    base_url: str = Field(
+        "https://slack.com/api/",
+        description="Web API base URL; a setting so tests point the SDK at a local server.",
+    )
+    default_channel: str = Field(
+        "#incidents", description="Channel for incidents whose runbook names none."
+    )
+    timeout_s: float = Field(
+        10.0, gt=0, description="Seconds per Web API call (the SDK's own default is 30)."
+    )
+    rate_limit_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="429s retried per call, each after the Retry-After Slack sends (slack_sdk's "
+        "RateLimitErrorRetryHandler); ignoring Retry-After gets an app throttled harder.",
+    )
+    server_error_retries: int = Field(2, ge=0, le=10, description="500/503 retries per call.")
+    allow: ChatOpsAllowList = Field(
+        ChatOpsAllowList(),
+        description="Who may mutate when the incident's runbook has no list of its own. Empty: nobody "
+        "(read-only commands stay open to the workspace).",
+    )
+    runbook_allow: dict[str, ChatOpsAllowList] = Field(
+        default_factory=dict,
+        description="Per runbook id: replaces `allow` for that runbook's incidents.",
+    )
+    group_cache_ttl_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds a user group's membership is trusted before re-reading it.",
+    )
+    response_url_hosts: frozenset[str] = Field(
+        frozenset({"hooks.slack.com"}),
+        description="Hosts a response_url may point to; anything else is refused (no SSRF through "
+        "a signed but unexpected URL). Tests set 127.0.0.1.",
+    )
+    response_url_require_https: bool = Field(
+        True, description="Refuse http:// response URLs; off only for the local test server."
+    )
+    replay_window_s: float = Field(
+        330.0,
+        gt=0,
+        description="Seconds a seen signature is remembered to refuse replays: Slack's 300 s "
+        "timestamp window plus clock skew.",
+    )
+    replay_cache_max: int = Field(100_000, ge=100, description="Signatures remembered at most.")
+    inline_reply_budget_s: float = Field(
+        2.0,
+        gt=0,
+        lt=3.0,
+        description="Seconds list/show and the command publish may take before we answer; Slack "
+        "gives up after 3 s, so slower answers go to response_url.",
+    )
+
+    @model_validator(mode="after")
+    def _secrets_when_enabled(self) -> SlackSettings:
+        if self.enabled and (self.bot_token is None or self.signing_secret is None):
+            raise ValueError("slack.enabled needs slack.bot_token and slack.signing_secret")
+        return self
+
+
+class PagerDutySettings(BaseModel):
+    """PagerDuty: Events API v2 out, webhooks v3 in."""
+
+    enabled: bool = Field(
+        False, description="Page PagerDuty on escalation and accept its webhooks."
+    )
+    events_url: str = Field(
+        "https://events.pagerduty.com",
+        description="Events API base URL (the SDK requires https); tests point it at a local server.",
+    )
+    ca_file: str | None = Field(
+        None,
+        description="PEM bundle to trust for events_url instead of the system store (private "
+        "proxies; the local test server's self-signed certificate).",
+    )
+    trust_env: bool = Field(
+        True, description="Honour HTTPS_PROXY & co. for the Events API (off in tests)."
+    )
+    routing_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Service name -> Events API v2 integration key (32 characters). Runbooks name "
+        "the service, never the key, so keys stay out of runbooks and logs.",
+    )
+    default_service: str = Field(
+        "default", description="Routing key name used when a runbook names none."
+    )
+    webhook_secrets: tuple[SecretStr, ...] = Field(
+        (),
+        description="Webhook v3 signing secrets; several while a secret is being rotated.",
+    )
+    source: str = Field(
+        "musearoo-responder", description="payload.source when the incident has no target."
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Seconds per Events API request.")
+    max_attempts: int = Field(
+        6, ge=1, le=20, description="Attempts per event on 429/5xx/network errors before giving up."
+    )
+    backoff_base_s: float = Field(
+        1.0, gt=0, description="First retry waits up to this (full jitter), doubling each time."
+    )
+    backoff_cap_s: float = Field(60.0, gt=0, description="Longest wait between two attempts.")
+    events_per_minute: int = Field(
+        120,
+        ge=1,
+        description="Local limit per routing key: PagerDuty documents about 120 events/min and "
+        "answers 429 past it.",
+    )
+    webhook_dedup_ttl_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds an X-Webhook-Id is remembered: PagerDuty retries for about 20 minutes.",
+    )
+    webhook_dedup_max: int = Field(50_000, ge=100, description="Webhook ids remembered at most.")
+    webhook_agent_types: frozenset[str] = Field(
+        frozenset({"user_reference"}),
+        description="event.agent.type values that become commands: people, not our own Events API "
+        "integration echoing the ack/resolve we sent.",
+    )
+    publish_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        lt=5.0,
+        description="Seconds to hand a webhook's command to the broker; PagerDuty waits 5 s, and a "
+        "503 makes it retry.",
+    )
+
+    @model_validator(mode="after")
+    def _keys_well_formed(self) -> PagerDutySettings:
+        for name, key in self.routing_keys.items():
+            if len(key.get_secret_value()) != 32:
+                raise ValueError(f"pagerduty.routing_keys[{name!r}] must be 32 characters")
+        if self.enabled and self.default_service not in self.routing_keys:
+            raise ValueError(
+                f"pagerduty.default_service {self.default_service!r} has no routing key"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """The responder's whole configuration."""
 
@@ -123,6 +408,10 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
+    stack: StackSettings = StackSettings()
+    actions: ActionsSettings = ActionsSettings()
+    slack: SlackSettings = SlackSettings()
+    pagerduty: PagerDutySettings = PagerDutySettings()
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,97 @@
+"""Session fixtures: the real servers of the local stack, started on free ports for the tests.
+
+Each server starts lazily, the first time a test asks for its fixture, in a temporary
+folder of its own, and is stopped when the session ends. Tests that stop or kill a
+server (fault injection) need not restart it: the next test that asks for it gets it
+running again, with its data intact.
+
+- ``kafka``: a ``responder.stack.kafka.Kafka`` (``.bootstrap``, ``.stop()``, ``.start()``,
+  ``.kill()``, ``.create_topics({...})``; ``*_async`` helpers in ``responder.stack.service``).
+- ``redis_server``, ``prometheus``, ``alertmanager``: see their fixtures below.
+- Every async test fails if it leaves asyncio tasks running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from responder.settings import StackSettings
+from responder.stack.kafka import Kafka
+from responder.stack.process import free_port
+
+# Fixtures that start a server, by name; a test using one carries the marker of the same
+# name where one is registered (``-m "not kafka"`` skips the broker tests).
+_SERVER_MARKERS = {"kafka": "kafka"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        for fixture, marker in _SERVER_MARKERS.items():
+            if fixture in names and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> StackSettings:
+    """The stack settings of the environment (cache folder, versions, timeouts); ports unused."""
+    return StackSettings()
+
+
+@pytest.fixture(scope="session")
+def kafka(
+    tmp_path_factory: pytest.TempPathFactory, stack_settings: StackSettings
+) -> Iterator[Kafka]:
+    """A single-node KRaft broker on free ports, for the whole session."""
+    broker = Kafka(
+        tmp_path_factory.mktemp("kafka"),
+        port=free_port(),
+        controller_port=free_port(),
+        cache_dir=Path(stack_settings.cache_dir),
+        version=stack_settings.kafka_version,
+        heap=stack_settings.kafka_heap,
+        start_timeout_s=stack_settings.start_timeout_s,
+        stop_timeout_s=stack_settings.stop_timeout_s,
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _servers_running(request: pytest.FixtureRequest) -> None:
+    """Bring back a server an earlier test stopped or killed, before a test that needs it."""
+    if "kafka" in request.fixturenames:
+        broker: Kafka = request.getfixturevalue("kafka")
+        broker.start()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tasks(request: pytest.FixtureRequest) -> None:
+    """Fail an async test that leaves asyncio tasks behind (they would run into the next test)."""
+    if inspect.iscoroutinefunction(getattr(request.node, "obj", None)):
+        request.getfixturevalue("_leaked_tasks_guard")
+
+
+@pytest.fixture
+async def _leaked_tasks_guard() -> AsyncIterator[None]:
+    before = asyncio.all_tasks()
+    yield
+    for _ in range(3):  # let tasks that are finishing their cancellation finish
+        await asyncio.sleep(0)
+    leaked = [
+        task
+        for task in asyncio.all_tasks() - before
+        if task is not asyncio.current_task() and not task.done()
+    ]
+    for task in leaked:
+        task.cancel()
+    if leaked:
+        pytest.fail(f"test leaked {len(leaked)} asyncio task(s): {[t.get_coro() for t in leaked]}")
