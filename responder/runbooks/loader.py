@@ -1,0 +1,301 @@
+"""Load a runbook directory; report every error as ``file:line:col key.path: message``.
+
+An SRE fixes a runbook from the error text alone, so each error points at the
+YAML key (ruamel.yaml's round-trip loader keeps line and column for every key
+and item), names the key path as the runbook spells it (``steps[2].with.max``),
+and says what is wrong. Errors of all files are collected before anything is
+returned: a reviewer sees the whole list in one CI run.
+
+Loading is in three passes: YAML syntax per file, the pydantic models per file
+(parameters validated by each action's own model), then the whole set
+(duplicate ids, runbooks that never match, ties). A set is returned only when
+there is no error at all; hot reload depends on that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from responder.runbooks.catalog import RunbookSet
+from responder.runbooks.matcher import set_problems
+from responder.runbooks.models import Runbook, semantic_problems
+
+__all__ = ["LoadResult", "RunbookError", "load_directory", "load_text", "runbook_files"]
+
+Loc = tuple[str | int, ...]
+SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class RunbookError:
+    """One problem, located: ``file:line:col key.path: message`` (line and column from 1)."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column} {self.path or '(document)'}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """Either a valid set and no errors, or errors and no set."""
+
+    runbooks: RunbookSet | None
+    errors: tuple[RunbookError, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.runbooks is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    file: str
+    tree: Any
+    runbook: Runbook | None
+
+
+# --- key paths and positions ----------------------------------------------------------------
+
+
+def format_path(loc: Loc) -> str:
+    """``("steps", 2, "with", "max")`` -> ``steps[2].with.max``."""
+    out = ""
+    for element in loc:
+        if isinstance(element, int):
+            out += f"[{element}]"
+        elif element.replace("_", "").replace("-", "").isalnum():
+            out += f".{element}" if out else element
+        else:
+            out += f"[{element!r}]"
+    return out
+
+
+def _start(node: Any) -> tuple[int, int] | None:
+    lc = getattr(node, "lc", None)
+    return None if lc is None else (lc.line, lc.col)
+
+
+def locate(tree: Any, loc: Sequence[str | int]) -> tuple[int, int, Loc]:
+    """Position (0-based) and the real key path of a pydantic error location in the YAML tree.
+
+    Elements that are not keys of the document (discriminated-union tags) are skipped;
+    a final element that is absent (a missing key) is kept in the path and points at
+    its parent mapping.
+    """
+    node = tree
+    position = _start(tree) or (0, 0)
+    path: list[str | int] = []
+    for index, element in enumerate(loc):
+        last = index == len(loc) - 1
+        if element == "[key]":
+            break
+        if isinstance(node, CommentedMap) and element in node:
+            position = node.lc.key(element)
+            node = node[element]
+            path.append(element)
+        elif (
+            isinstance(node, CommentedSeq) and isinstance(element, int) and 0 <= element < len(node)
+        ):
+            position = node.lc.item(element)
+            node = node[element]
+            path.append(element)
+        elif last:
+            path.append(element)
+            position = _start(node) or position
+    return position[0], position[1], tuple(path)
+
+
+# --- YAML -> plain Python ----------------------------------------------------------------------
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip types -> dict/list/str/int/float/bool/None for pydantic."""
+    if isinstance(node, dict):
+        return {_plain(key): _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, datetime | date):
+        return node.isoformat()
+    return str(node)
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def _message(error: Any, loc: Loc) -> tuple[Loc, str]:
+    """Pydantic's error -> (loc, message in the runbook's words)."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return loc, "required"
+    if kind == "extra_forbidden":
+        return loc, "unknown key"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        discriminator = str(ctx.get("discriminator", "")).strip("'")
+        if kind == "union_tag_not_found":
+            return (*loc, discriminator), "required"
+        expected = ctx.get("expected_tags", "")
+        return (*loc, discriminator), f"must be one of {expected} (got {ctx.get('tag')!r})"
+    message = str(error["msg"])
+    if "sibling" in ctx:
+        return loc, message.replace(str(ctx["sibling"]), format_path((*loc[:-1], ctx["sibling"])))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if message.startswith("Input should be"):
+        message = "must be" + message[len("Input should be") :]
+    return loc, message
+
+
+def _validation_errors(file: str, tree: Any, err: ValidationError) -> list[RunbookError]:
+    found: list[RunbookError] = []
+    for error in err.errors(include_url=False):
+        line, column, path = locate(tree, error["loc"])
+        path, message = _message(error, path)
+        found.append(RunbookError(file, line + 1, column + 1, format_path(path), message))
+    return found
+
+
+def _at(file: str, tree: Any, loc: Loc, message: str) -> RunbookError:
+    line, column, path = locate(tree, loc)
+    return RunbookError(file, line + 1, column + 1, format_path(path), message)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load_text(text: str, file: str) -> tuple[Runbook | None, Any, list[RunbookError]]:
+    """One runbook's text -> (runbook or None, YAML tree, errors)."""
+    yaml = YAML(typ="rt")
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line, mark.column) if mark is not None else (0, 0)
+        problem = err.problem or err.context or "invalid YAML"
+        return None, None, [RunbookError(file, line + 1, column + 1, "", f"YAML: {problem}")]
+    except YAMLError as err:
+        return None, None, [RunbookError(file, 1, 1, "", f"YAML: {err}")]
+    if not isinstance(tree, CommentedMap):
+        return (
+            None,
+            tree,
+            [RunbookError(file, 1, 1, "", "must be a mapping (one runbook per file)")],
+        )
+    try:
+        runbook = Runbook.model_validate(_plain(tree))
+    except ValidationError as err:
+        return None, tree, sorted(_validation_errors(file, tree, err))
+    problems = [_at(file, tree, loc, message) for loc, message in semantic_problems(runbook)]
+    return (None if problems else runbook), tree, problems
+
+
+def runbook_files(directory: Path) -> list[Path]:
+    """The runbook files of a directory, in name order (not recursive; README.md is not one)."""
+    return sorted(
+        path for path in directory.iterdir() if path.is_file() and path.suffix in SUFFIXES
+    )
+
+
+def _read(path: Path, display: str) -> tuple[str | None, RunbookError | None]:
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        return None, RunbookError(display, 1, 1, "", f"cannot read: {err.strerror}")
+    if len(raw) > MAX_FILE_BYTES:
+        return None, RunbookError(display, 1, 1, "", f"larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as err:
+        return None, RunbookError(display, 1, 1, "", f"not UTF-8 (byte {err.start})")
+
+
+def load_directory(directory: Path | str, *, display_root: Path | None = None) -> LoadResult:
+    """Load and check every runbook file of ``directory``; all errors at once."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return LoadResult(None, (RunbookError(str(directory), 1, 1, "", "not a directory"),))
+    paths = runbook_files(directory)
+    if not paths:
+        return LoadResult(
+            None, (RunbookError(str(directory), 1, 1, "", "no runbook files (*.yaml, *.yml)"),)
+        )
+    errors: list[RunbookError] = []
+    parsed: list[_Parsed] = []
+    digest = hashlib.sha256()
+    for path in paths:
+        display = _display(path, display_root)
+        text, read_error = _read(path, display)
+        if read_error is not None or text is None:
+            errors.append(read_error or RunbookError(display, 1, 1, "", "unreadable"))
+            continue
+        digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
+        runbook, tree, file_errors = load_text(text, display)
+        errors.extend(file_errors)
+        parsed.append(_Parsed(display, tree, runbook))
+    valid = [item for item in parsed if item.runbook is not None]
+    errors.extend(_duplicate_ids(valid))
+    by_id = {item.runbook.id: item for item in valid if item.runbook is not None}
+    unique = [item.runbook for item in by_id.values() if item.runbook is not None]
+    for runbook, message in set_problems(unique):
+        item = by_id[runbook.id]
+        errors.append(_at(item.file, item.tree, ("match",), message))
+    if errors:
+        return LoadResult(None, tuple(sorted(set(errors))))
+    return LoadResult(
+        RunbookSet(
+            runbooks=tuple(unique),
+            sources={runbook_id: item.file for runbook_id, item in by_id.items()},
+            digest=digest.hexdigest(),
+        ),
+        (),
+    )
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            return str(path)
+    return str(path)
+
+
+def _duplicate_ids(parsed: list[_Parsed]) -> list[RunbookError]:
+    first: dict[str, _Parsed] = {}
+    errors: list[RunbookError] = []
+    for item in parsed:
+        assert item.runbook is not None
+        earlier = first.setdefault(item.runbook.id, item)
+        if earlier is not item:
+            line, column, _ = locate(earlier.tree, ("id",))
+            errors.append(
+                _at(
+                    item.file,
+                    item.tree,
+                    ("id",),
+                    f"duplicate id {item.runbook.id!r} (also {earlier.file}:{line + 1}:{column + 1})",
+                )
+            )
+    return errors

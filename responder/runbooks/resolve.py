@@ -1,0 +1,168 @@
+"""From an alert to (runbook, validated target, incident key): the pure function triage calls.
+
+The result is a value, never an exception and never a side effect: ``Matched``
+carries a target whose every Kubernetes name passed the RFC 1123 check after
+substitution; ``InvalidTarget`` says which value failed and why, so the engine
+can audit it and escalate instead of calling anything; ``NoMatch`` means no
+runbook applies. The incident key is ``<runbook id>:<namespace>/<name>``, so all
+alerts about one workload under one runbook join one incident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from responder.actions.params import is_dns_label
+from responder.runbooks.models import Runbook, Step, TargetSpec
+from responder.runbooks.promql import PromQLError, render_promql
+from responder.runbooks.templates import MissingValue, Template
+
+if TYPE_CHECKING:
+    from responder.runbooks.catalog import RunbookSet
+
+__all__ = [
+    "InvalidTarget",
+    "Matched",
+    "NoMatch",
+    "Resolution",
+    "ResolvedTarget",
+    "render_verify_promql",
+    "resolve",
+    "resolve_target",
+]
+
+TargetField = Literal["namespace", "name", "region"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTarget:
+    """A workload whose namespace, name (and region) are valid RFC 1123 labels."""
+
+    namespace: str
+    kind: str
+    name: str
+    region: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``: what guard rails (one incident per target, cooldown) key on."""
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    runbook: Runbook
+    target: ResolvedTarget
+    incident_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidTarget:
+    """A runbook matched but a target value failed: audit it and escalate, call nothing."""
+
+    runbook: Runbook
+    field: TargetField
+    reason: str
+    incident_key: str
+    """Stable per (runbook, offending values), so a storm of such alerts is still one incident."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoMatch:
+    alertname: str
+
+
+Resolution = Matched | InvalidTarget | NoMatch
+
+
+def _render_name(
+    field_name: TargetField,
+    template: Template,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+) -> str:
+    try:
+        value = template.render(labels, annotations)
+    except MissingValue as missing:
+        raise _Invalid(field_name, f"{missing.ref} is absent or empty") from None
+    if not is_dns_label(value):
+        raise _Invalid(
+            field_name,
+            f"{value[:80]!a}{'...' if len(value) > 80 else ''} is not a valid RFC 1123 name",
+        )
+    return value
+
+
+class _Invalid(Exception):
+    def __init__(self, field_name: TargetField, reason: str) -> None:
+        super().__init__(reason)
+        self.field_name = field_name
+        self.reason = reason
+
+
+def resolve_target(
+    spec: TargetSpec, labels: Mapping[str, str], annotations: Mapping[str, str]
+) -> ResolvedTarget | tuple[TargetField, str]:
+    """Render and check every target value; (field, reason) for the first that fails."""
+    try:
+        namespace = _render_name("namespace", spec.namespace, labels, annotations)
+        name = _render_name("name", spec.name, labels, annotations)
+        region = (
+            None
+            if spec.region is None
+            else _render_name("region", spec.region, labels, annotations)
+        )
+    except _Invalid as invalid:
+        return invalid.field_name, invalid.reason
+    return ResolvedTarget(namespace=namespace, kind=spec.kind, name=name, region=region)
+
+
+def _invalid_key(
+    runbook: Runbook, labels: Mapping[str, str], annotations: Mapping[str, str]
+) -> str:
+    digest = hashlib.sha256()
+    for template in (runbook.target.namespace, runbook.target.name, runbook.target.region):
+        for ref in () if template is None else template.refs:
+            source = labels if ref.source == "labels" else annotations
+            digest.update(f"{ref}={source.get(ref.name, '')}\0".encode())
+    return f"{runbook.id}:invalid-target/{digest.hexdigest()[:16]}"
+
+
+def resolve(
+    labels: Mapping[str, str], annotations: Mapping[str, str], runbooks: RunbookSet
+) -> Resolution:
+    """The runbook for this alert, its validated target and incident key; or why not."""
+    runbook = runbooks.matcher.match(labels)
+    if runbook is None:
+        return NoMatch(alertname=labels.get("alertname", ""))
+    target = resolve_target(runbook.target, labels, annotations)
+    if not isinstance(target, ResolvedTarget):
+        field_name, reason = target
+        return InvalidTarget(
+            runbook=runbook,
+            field=field_name,
+            reason=reason,
+            incident_key=_invalid_key(runbook, labels, annotations),
+        )
+    return Matched(runbook=runbook, target=target, incident_key=f"{runbook.id}:{target.key}")
+
+
+def render_verify_promql(
+    step: Step, labels: Mapping[str, str], annotations: Mapping[str, str]
+) -> str | None:
+    """The step's verify query with escaped label values; None if it has no PromQL check.
+
+    Raises templates.MissingValue when a referenced label is absent (the engine then
+    treats the verification as failed), PromQLError if rendering produced bad syntax.
+    """
+    verify = step.verify
+    if verify is None or verify.promql is None:
+        return None
+    return render_promql(verify.promql, labels, annotations)
+
+
+# Errors render_verify_promql may raise, for callers that catch them together.
+RenderErrors = (MissingValue, PromQLError)
