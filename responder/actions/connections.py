@@ -1,0 +1,128 @@
+"""``connections.reset``: drain the WebSocket hub's connections, or restart it when draining fails.
+
+Draining asks each hub pod to close its clients gracefully (they reconnect,
+spread over the healthy pods); when the drain endpoint fails on any pod, or no
+pod is ready, a rolling restart of the Deployment of the same name does the
+job the hard way, unless the runbook says ``fallback: none``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.actions.base import ActionContext, ActionResult, repeat_result
+from responder.actions.deployments import DeploymentRestart
+from responder.actions.endpoints import (
+    earlier_record,
+    post_to_all,
+    ready_addresses,
+    record_on_service,
+)
+from responder.actions.guards import Guards
+from responder.actions.http import HttpClient
+from responder.actions.kube import Kube, record_value
+from responder.actions.params import ConnectionsResetParams, DeploymentRestartParams
+from responder.actions.retry import RetryPolicy
+from responder.errors import TemporaryError
+from responder.models.target import Target
+from responder.settings import ActionsSettings
+
+
+class ConnectionsReset:
+    """POST the drain endpoint on each ready hub pod; fall back to a rolling restart."""
+
+    name = "connections.reset"
+
+    def __init__(
+        self,
+        kube: Kube,
+        http: HttpClient,
+        settings: ActionsSettings,
+        guards: Guards,
+        policy: RetryPolicy,
+        restart: DeploymentRestart,
+    ) -> None:
+        self._kube = kube
+        self._http = http
+        self._settings = settings
+        self._guards = guards
+        self._policy = policy
+        self._restart = restart
+
+    async def run(
+        self, ctx: ActionContext, target: Target, params: ConnectionsResetParams
+    ) -> ActionResult:
+        started = ctx.clock.monotonic()
+        self._guards.check_target(target)
+        service = target.model_copy(update={"kind": "service"})
+        found = await earlier_record(self._kube, ctx, target, ctx.key)
+        if found is not None:
+            return repeat_result(found, ctx, started)
+        addresses = await ready_addresses(self._kube, ctx, service)
+        for address in addresses:
+            self._guards.check_endpoint(address)
+        if ctx.dry_run:
+            return ActionResult(
+                action=self.name,
+                target=str(service),
+                key=ctx.key,
+                changed=False,
+                dry_run=True,
+                detail=f"would POST {params.path} on {len(addresses)} pods of {service}"
+                + (", falling back to a rolling restart" if params.fallback == "restart" else ""),
+                data={"addresses": addresses, "port": params.port, "path": params.path},
+                duration_s=ctx.clock.monotonic() - started,
+            )
+        answers: list[dict[str, Any]] = []
+        if addresses:
+            answers = await post_to_all(
+                ctx,
+                self._http,
+                self._guards,
+                self._policy,
+                addresses,
+                port=params.port,
+                path=params.path,
+                body={},
+                concurrency=self._settings.endpoint_parallelism,
+            )
+        drained = sum(1 for a in answers if a["ok"])
+        if addresses and drained == len(addresses):
+            result = ActionResult(
+                action=self.name,
+                target=str(service),
+                key=ctx.key,
+                changed=True,
+                after={"drained": drained},
+                detail=f"drained connections on {drained} pods of {service}",
+                data={"answers": answers},
+                duration_s=ctx.clock.monotonic() - started,
+            )
+            await record_on_service(self._kube, ctx, service, record_value(result))
+            ctx.logger.info("action.done", action=self.name, target=str(service), drained=drained)
+            return result
+        why = (
+            f"drain failed on {len(addresses) - drained}/{len(addresses)} pods"
+            if addresses
+            else "no ready pods"
+        )
+        if params.fallback == "none":
+            raise TemporaryError(f"connections.reset on {service}: {why}")
+        ctx.logger.warning("action.fallback", action=self.name, target=str(service), reason=why)
+        rolled = await self._restart.run(
+            ctx,
+            target.model_copy(update={"kind": "deployment"}),
+            DeploymentRestartParams(wait=True),
+        )
+        return rolled.model_copy(
+            update={
+                "action": self.name,
+                "detail": f"{why}; fell back to a rolling restart: {rolled.detail}",
+                "data": {**rolled.data, "answers": answers},
+                "duration_s": ctx.clock.monotonic() - started,
+            }
+        )
+
+    async def reconcile(self, ctx: ActionContext, target: Target, key: str) -> bool | None:
+        self._guards.check_target(target)
+        return await earlier_record(self._kube, ctx, target, key) is not None

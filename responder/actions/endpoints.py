@@ -1,0 +1,153 @@
+"""Call an HTTP endpoint on every ready pod behind a Service, as the cluster lists them.
+
+``model.reload`` and ``connections.reset`` reach pods directly (a reload must
+hit each replica, not whichever one the Service picks), so addresses come from
+the Service's EndpointSlices. Those addresses are data from the cluster: each
+one is checked against ``actions.allowed_endpoint_networks`` before anything is
+sent, and the whole action is refused if one is outside, so a poisoned
+EndpointSlice cannot aim the responder at an arbitrary host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from responder.actions.base import LAST_ACTION_ANNOTATION, ActionContext
+from responder.actions.guards import Guards
+from responder.actions.http import HttpClient, gather_limited
+from responder.actions.kube import MERGE_PATCH, Kube, applied
+from responder.actions.retry import NotFoundError, Operation, RetryPolicy, with_retries
+from responder.errors import ResponderError
+from responder.models.target import Target
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+async def ready_addresses(kube: Kube, ctx: ActionContext, target: Target) -> list[str]:
+    """Addresses of the ready endpoints of Service ``target.name`` (deduplicated, sorted)."""
+    listing = await kube.call(
+        ctx,
+        Operation("list", "endpointslices.discovery.k8s.io", target.namespace),
+        kube.discovery.list_namespaced_endpoint_slice,
+        target.namespace,
+        label_selector=f"{SERVICE_NAME_LABEL}={target.name}",
+    )
+    found: set[str] = set()
+    for slice_ in listing.get("items") or []:
+        for endpoint in slice_.get("endpoints") or []:
+            # Kubernetes: a nil "ready" condition means ready.
+            if (endpoint.get("conditions") or {}).get("ready", True) is False:
+                continue
+            found.update(endpoint.get("addresses") or [])
+    return sorted(found)
+
+
+def endpoint_url(address: str, port: int, path: str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}{path}"
+
+
+async def post_to_all(
+    ctx: ActionContext,
+    http: HttpClient,
+    guards: Guards,
+    policy: RetryPolicy,
+    addresses: list[str],
+    *,
+    port: int,
+    path: str,
+    body: Any,
+    concurrency: int,
+) -> list[dict[str, Any]]:
+    """POST ``body`` to ``path`` on each address (all checked first), ``concurrency`` at a time.
+
+    Returns one record per address: its URL, status or error, and tries.
+    """
+    for address in addresses:
+        guards.check_endpoint(address)
+
+    async def one(address: str) -> dict[str, Any]:
+        url = endpoint_url(address, port, path)
+        tries = 0
+
+        async def once() -> tuple[int, str]:
+            nonlocal tries
+            tries += 1
+            return await http.send(
+                ctx, "POST", url, json_body=body, expect=frozenset(range(200, 300)), what=url
+            )
+
+        try:
+            status, text = await with_retries(ctx, once, policy=policy, what=f"POST {url}")
+        except ResponderError as exc:
+            return {"address": address, "url": url, "ok": False, "error": str(exc), "tries": tries}
+        return {
+            "address": address,
+            "url": url,
+            "ok": True,
+            "status": status,
+            "body": text[:200],
+            "tries": tries,
+        }
+
+    answers = await gather_limited(concurrency, [one(a) for a in addresses])
+    records: list[dict[str, Any]] = []
+    for address, answer in zip(addresses, answers, strict=True):
+        if isinstance(answer, BaseException):
+            records.append({"address": address, "ok": False, "error": repr(answer)})
+        else:
+            records.append(answer)
+    return records
+
+
+async def read_service(kube: Kube, ctx: ActionContext, target: Target) -> dict[str, Any]:
+    """The Service ``target.name`` (its last-action annotation says whether a key already ran)."""
+    return await kube.call(
+        ctx,
+        Operation("get", "services", target.namespace, target.name),
+        kube.core.read_namespaced_service,
+        target.name,
+        target.namespace,
+    )
+
+
+async def record_on_service(kube: Kube, ctx: ActionContext, target: Target, record: str) -> None:
+    """Write the last-action annotation on the Service the action worked through."""
+    body = {"metadata": {"annotations": {LAST_ACTION_ANNOTATION: record}}}
+    await kube.call(
+        ctx,
+        Operation("patch", "services", target.namespace, target.name),
+        kube.core.patch_namespaced_service,
+        target.name,
+        target.namespace,
+        body,
+        _content_type=MERGE_PATCH,
+    )
+
+
+async def earlier_record(
+    kube: Kube, ctx: ActionContext, target: Target, key: str
+) -> dict[str, Any] | None:
+    """The record of ``key`` if it already ran: on the Service (HTTP path) or the Deployment
+    of the same name (restart path, fallback or ``restart: true``)."""
+    service = target.model_copy(update={"kind": "service"})
+    deployment = target.model_copy(update={"kind": "deployment"})
+    reads: tuple[Callable[[], Awaitable[dict[str, Any]]], ...] = (
+        lambda: read_service(kube, ctx, service),
+        lambda: kube.call(
+            ctx,
+            Operation("get", "deployments.apps", target.namespace, target.name),
+            kube.apps.read_namespaced_deployment,
+            deployment.name,
+            deployment.namespace,
+        ),
+    )
+    for read in reads:
+        try:
+            found = applied(await read(), key)
+        except NotFoundError:
+            continue
+        if found is not None:
+            return found
+    return None
