@@ -111,7 +111,8 @@ async def test_dry_run_sends_nothing_and_hides_secrets(
 ) -> None:
     result = await action.run(make_ctx(dry_run=True), TARGET, params())
     assert recorder.requests == []
-    assert result.dry_run and not result.changed
+    assert result.dry_run
+    assert not result.changed
     assert result.data["request"]["url"] == recorder.url + "/admin/drain"
     assert result.data["request"]["headers"]["Authorization"] == "<secret>"
     assert SECRET not in result.model_dump_json()

@@ -16,8 +16,8 @@ CRAFTED = [
     "x; rm -rf /",
     "../../etc",
     "a" * 300,
-    "pаyments",  # Cyrillic а (U+0430)
-    "ｐayments",  # fullwidth ｐ
+    "p\u0430yments",  # Cyrillic a look-alike (U+0430)
+    "\uff50ayments",  # fullwidth p look-alike (U+FF50)
     "payments\n",
     "Payments",
     "-payments",
@@ -52,7 +52,7 @@ def test_guards_recheck_names_of_unvalidated_targets(guards: Guards, value: str)
 def test_namespace_allow_list_exact_and_prefix(guards: Guards) -> None:
     guards.check_target(Target(namespace="payments", name="api"))
     guards.check_target(Target(namespace="test-abc", name="api"))
-    with pytest.raises(PermanentError, match="not in actions.allowed_namespaces"):
+    with pytest.raises(PermanentError, match=r"not in actions\.allowed_namespaces"):
         guards.check_target(Target(namespace="kube-system", name="api"))
 
 
@@ -98,7 +98,7 @@ def test_endpoint_addresses_default_to_loopback_only(guards: Guards) -> None:
 def test_endpoint_networks_are_configurable(make_settings: Callable[..., ActionsSettings]) -> None:
     guards = Guards.from_settings(make_settings(allowed_endpoint_networks=["10.244.0.0/16"]))
     guards.check_endpoint("10.244.3.4")
-    with pytest.raises(PermanentError, match="outside actions.allowed_endpoint_networks"):
+    with pytest.raises(PermanentError, match=r"outside actions\.allowed_endpoint_networks"):
         guards.check_endpoint("127.0.0.1")
 
 
