@@ -11,6 +11,7 @@ recycled pid is never mistaken for our server, and never signalled.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -180,3 +181,19 @@ def tail_file(path: Path, lines: int = 20) -> str:
             return tail_text(fh.read().decode(errors="replace"), lines)
     except OSError:
         return ""
+
+
+def http_request(
+    port: int, path: str, *, method: str = "GET", body: bytes | None = None, timeout_s: float = 2.0
+) -> tuple[int, str]:
+    """One HTTP request to 127.0.0.1:``port``; (status, body), or (0, error) when unreachable."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException) as exc:
+        return 0, str(exc)
+    finally:
+        conn.close()

@@ -168,7 +168,7 @@ class ProcessService(ABC):
             progress(f"{self.name}: started (pid {pid}), waiting until {self.endpoint} answers")
             self.wait_ready(began + self.start_timeout_s)
             progress(f"{self.name}: ready at {self.endpoint} in {time.monotonic() - began:.1f} s")
-            _log.info("stack.started", service=self.name, pid=pid, endpoint=self.endpoint)
+            _log.debug("stack.started", service=self.name, pid=pid, endpoint=self.endpoint)
 
     def wait_ready(self, deadline: float) -> None:
         while True:
@@ -193,7 +193,7 @@ class ProcessService(ABC):
             pid = self.pid()
             if pid is not None:
                 process.terminate(pid, timeout_s=self.stop_timeout_s)
-                _log.info("stack.stopped", service=self.name, pid=pid)
+                _log.debug("stack.stopped", service=self.name, pid=pid)
             self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
