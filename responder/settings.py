@@ -398,6 +398,46 @@ class PagerDutySettings(BaseModel):
         return self
 
 
+class KubeStackSettings(BaseModel):
+    """The local Kubernetes control plane of the stack (``responder.stack.kube``).
+
+    Every address is loopback: the API server and its parts bind 127.0.0.1, and the
+    ranges it hands out (ClusterIPs, kwok's pod IPs) are inside 127.0.0.0/8 so that
+    nothing a test or the demo calls can leave the machine. Ports avoid the upstream
+    defaults (6443, 2379/2380, 10257, 10259, 10247).
+    """
+
+    apiserver_port: int = Field(16443, ge=1, le=65535, description="kube-apiserver HTTPS.")
+    etcd_port: int = Field(12379, ge=1, le=65535, description="etcd client URL (plain HTTP).")
+    etcd_peer_port: int = Field(12380, ge=1, le=65535, description="etcd peer URL (one member).")
+    controller_manager_port: int = Field(
+        12257, ge=1, le=65535, description="kube-controller-manager /healthz (HTTPS)."
+    )
+    scheduler_port: int = Field(
+        12259, ge=1, le=65535, description="kube-scheduler /healthz (HTTPS)."
+    )
+    kwok_port: int = Field(12247, ge=1, le=65535, description="kwok's /healthz and metrics (HTTP).")
+    service_cidr: str = Field(
+        "127.96.0.0/16",
+        description="--service-cluster-ip-range. No kube-proxy runs, so ClusterIPs are never "
+        "reachable; loopback so that a stray client cannot reach another network either.",
+    )
+    pod_cidr: str = Field(
+        "127.64.0.0/16",
+        description="Pod IPs kwok assigns, a /24 per node: loopback, so actions that call pod "
+        "addresses (model.reload) can only reach servers a test started on this machine.",
+    )
+    nodes: int = Field(
+        2, ge=1, le=64, description="Fake (kwok) nodes; two exercise spreading and PDBs."
+    )
+    build_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds the first build from the Go module proxy may take (about 10-25 min "
+        "on 2 shared cores); later starts reuse the cached binaries.",
+    )
+
+
 class Settings(BaseSettings):
     """The responder's whole configuration."""
 
@@ -412,6 +452,7 @@ class Settings(BaseSettings):
     actions: ActionsSettings = ActionsSettings()
     slack: SlackSettings = SlackSettings()
     pagerduty: PagerDutySettings = PagerDutySettings()
+    kube_stack: KubeStackSettings = KubeStackSettings()
 
 
 @lru_cache(maxsize=1)

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from responder.errors import ConfigError, PermanentError
+from responder.settings import Settings
 from responder.stack import process
 from responder.stack.service import ProcessService, Progress, ServiceStatus, State, quiet
 
@@ -801,3 +802,28 @@ class KubeControlPlane:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def kube_service(settings: Settings, root: Path) -> KubeControlPlane:
+    """The stack's ``kube`` service, from the settings (for ``responder.stack.stack.SERVICES``)."""
+    k = settings.kube_stack
+    return KubeControlPlane(
+        root / "kube",
+        KubeOptions(
+            ports=KubePorts(
+                apiserver=k.apiserver_port,
+                etcd=k.etcd_port,
+                etcd_peer=k.etcd_peer_port,
+                controller_manager=k.controller_manager_port,
+                scheduler=k.scheduler_port,
+                kwok=k.kwok_port,
+            ),
+            service_cidr=k.service_cidr,
+            pod_cidr=k.pod_cidr,
+            nodes=k.nodes,
+            cache_dir=Path(settings.stack.cache_dir).expanduser() / "kube",
+            build_timeout_s=k.build_timeout_s,
+            start_timeout_s=settings.stack.start_timeout_s,
+            stop_timeout_s=settings.stack.stop_timeout_s,
+        ),
+    )
