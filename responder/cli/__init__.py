@@ -18,9 +18,11 @@ def main(log_format: str, log_level: str) -> None:
 # Subcommands are registered here, one line each, so `responder --help` and this
 # file agree on what exists.
 from responder.cli.serve import serve  # noqa: E402
+from responder.cli.runbooks import runbooks  # noqa: E402
 from responder.cli.stack import stack  # noqa: E402
 from responder.cli.worker import worker  # noqa: E402
 
 main.add_command(serve)
 main.add_command(worker)
 main.add_command(stack)
+main.add_command(runbooks)

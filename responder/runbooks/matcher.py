@@ -203,17 +203,20 @@ class Explanation:
         return tuple(v for v in self.verdicts if v.matched and v is not self.winner)
 
     def near_misses(self, limit: int = 5) -> tuple[RunbookExplanation, ...]:
-        """Runbooks that failed on exactly one condition, or matched the alertname only."""
+        """Runbooks that failed on one condition only, or on others than the alertname.
+
+        Those that got the alertname right come first: they are the likely surprise.
+        """
+
+        def alertname_failed(verdict: RunbookExplanation) -> bool:
+            return any(result.label == ALERTNAME for result in verdict.failed)
+
         misses = [
             verdict
             for verdict in self.verdicts
-            if not verdict.matched
-            and (
-                len(verdict.failed) == 1
-                or all(result.label != ALERTNAME for result in verdict.failed)
-            )
+            if not verdict.matched and (len(verdict.failed) == 1 or not alertname_failed(verdict))
         ]
-        misses.sort(key=lambda verdict: len(verdict.failed))
+        misses.sort(key=lambda verdict: (alertname_failed(verdict), len(verdict.failed)))
         return tuple(misses[:limit])
 
 

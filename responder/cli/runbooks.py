@@ -1,0 +1,118 @@
+"""``responder runbooks validate|explain``: the runbook checks a reviewer's CI runs.
+
+Both commands only read files: ``validate`` loads a directory exactly as the
+daemon would (exit 0, or every error as ``file:line:col key.path: message`` and
+exit 1); ``explain`` shows what the responder would do with an alert, without
+calling anything.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from responder.errors import ConfigError
+from responder.runbooks.explain import explain_alert, parse_alerts, render_text
+from responder.runbooks.loader import RunbookError, load_directory
+
+__all__ = ["runbooks"]
+
+
+def _github(error: RunbookError) -> str:
+    """A GitHub Actions annotation: the error shows on the pull request's diff line."""
+    message = f"{error.path or '(document)'}: {error.message}".replace("%", "%25")
+    message = message.replace("\r", "%0D").replace("\n", "%0A")
+    return f"::error file={error.file},line={error.line},col={error.column}::{message}"
+
+
+@click.group()
+def runbooks() -> None:
+    """Check runbooks and see what they would do."""
+
+
+@runbooks.command()
+@click.argument(
+    "directory",
+    default="runbooks",
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "github", "json"]),
+    default="text",
+    show_default=True,
+    help="github: workflow annotations on the changed lines; json: for other tools.",
+)
+def validate(directory: Path, output: str) -> None:
+    """Load every runbook of DIRECTORY (default: runbooks) as the daemon would."""
+    result = load_directory(directory)
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "runbooks": [] if result.runbooks is None else sorted(result.runbooks.by_id),
+                    "errors": [
+                        {
+                            "file": e.file,
+                            "line": e.line,
+                            "column": e.column,
+                            "path": e.path,
+                            "message": e.message,
+                        }
+                        for e in result.errors
+                    ],
+                },
+                indent=2,
+            )
+        )
+    elif result.runbooks is not None:
+        names = ", ".join(sorted(result.runbooks.by_id))
+        click.echo(f"{directory}: {len(result.runbooks)} runbooks valid ({names})")
+    else:
+        for error in result.errors:
+            click.echo(_github(error) if output == "github" else str(error))
+        click.echo(f"{directory}: {len(result.errors)} errors", err=True)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@runbooks.command()
+@click.argument("alert_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--dir",
+    "directory",
+    default="runbooks",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Runbook directory.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--now",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Opening time for deadlines when the alert has no startsAt (default: now).",
+)
+def explain(alert_file: Path, directory: Path, as_json: bool, now: datetime | None) -> None:
+    """Which runbook ALERT_FILE (Alertmanager payload or one alert, JSON) gets, and the plan."""
+    result = load_directory(directory)
+    if result.runbooks is None:
+        for error in result.errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException(f"{directory}: {len(result.errors)} errors; fix them first")
+    try:
+        document: Any = json.loads(alert_file.read_text(encoding="utf-8"))
+        alerts = parse_alerts(document)
+    except (OSError, ValueError, ConfigError) as err:
+        raise click.ClickException(f"{alert_file}: {err}") from None
+    reports = [explain_alert(alert, result.runbooks, now=now) for alert in alerts]
+    if as_json:
+        click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+    else:
+        click.echo("\n\n".join(render_text(report) for report in reports))
