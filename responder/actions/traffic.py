@@ -134,8 +134,12 @@ class _Traffic:
         return result
 
     async def reconcile(self, ctx: ActionContext, target: Target, key: str) -> bool | None:
-        """Look for ``key`` on every HTTPRoute and Service of the namespace (the runbook names
-        the object in its parameters, which a reconcile after a crash does not need)."""
+        """Look for ``key`` on the namespace's HTTPRoutes, then its Services.
+
+        The runbook names the object in its parameters, which a reconcile after a crash
+        does not get, so it searches. The shipped RBAC may not allow listing Services:
+        then a key not found on a route is "cannot tell" (None), not "did not happen".
+        """
         self._guards.check_target(target)
         ns = target.namespace
         routes = await self._kube.call(
@@ -147,11 +151,16 @@ class _Traffic:
             ns,
             HTTPROUTES,
         )
-        services = await self._kube.call(
-            ctx, Operation("list", "services", ns), self._kube.core.list_namespaced_service, ns
-        )
-        items = (routes.get("items") or []) + (services.get("items") or [])
-        return any(applied(obj, key) is not None for obj in items)
+        if any(applied(obj, key) is not None for obj in routes.get("items") or []):
+            return True
+        try:
+            services = await self._kube.call(
+                ctx, Operation("list", "services", ns), self._kube.core.list_namespaced_service, ns
+            )
+        except PermanentError as exc:
+            ctx.logger.info("action.reconcile_unknown", key=key, reason=str(exc))
+            return None
+        return any(applied(obj, key) is not None for obj in services.get("items") or [])
 
 
 def _weights(rules: list[Obj], names: set[str]) -> dict[str, dict[str, int]]:
