@@ -7,7 +7,8 @@ running again, with its data intact.
 
 - ``kafka``: a ``responder.stack.kafka.Kafka`` (``.bootstrap``, ``.stop()``, ``.start()``,
   ``.kill()``, ``.create_topics({...})``; ``*_async`` helpers in ``responder.stack.service``).
-- ``redis_server``, ``prometheus``, ``alertmanager``: see their fixtures below.
+- ``redis_server`` (``.url``), ``prometheus`` (``.url``, ``.configure(...)``),
+  ``alertmanager`` (``.url``, ``.configure(webhook_url=, token=)``, ``.post_alerts``).
 - Every async test fails if it leaves asyncio tasks running.
 """
 
@@ -21,11 +22,16 @@ from pathlib import Path
 import pytest
 
 from responder.settings import StackSettings
+from responder.stack.alertmanager import Alertmanager
 from responder.stack.kafka import Kafka
 from responder.stack.process import free_port
+from responder.stack.prometheus import Prometheus
+from responder.stack.redis import Redis
+from responder.stack.service import ProcessService
 
-# Fixtures that start a server, by name; a test using one carries the marker of the same
-# name where one is registered (``-m "not kafka"`` skips the broker tests).
+# Fixtures that start a server. A test using ``kafka`` carries the ``kafka`` marker, so
+# ``-m "not kafka"`` skips the broker tests.
+_SERVER_FIXTURES = ("kafka", "redis_server", "prometheus", "alertmanager")
 _SERVER_MARKERS = {"kafka": "kafka"}
 
 
@@ -65,12 +71,84 @@ def kafka(
         broker.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_server(
+    tmp_path_factory: pytest.TempPathFactory, stack_settings: StackSettings
+) -> Iterator[Redis]:
+    """Redis on a free port (``.url`` is ``redis://127.0.0.1:PORT/0``); tests share it, so
+    use keys of your own (or a database number of your own)."""
+    server = Redis(
+        tmp_path_factory.mktemp("redis"),
+        port=free_port(),
+        start_timeout_s=stack_settings.start_timeout_s,
+        stop_timeout_s=stack_settings.stop_timeout_s,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory, stack_settings: StackSettings
+) -> Iterator[Prometheus]:
+    """Prometheus on a free port (``.url``), scraping only itself, no rules, no Alertmanager,
+    1 s scrape interval. Point it at your targets with
+    ``prometheus.configure(scrape_targets={"job": ["127.0.0.1:PORT"]}, rule_files=[...])``
+    (a live reload); configure it again to undo."""
+    server = Prometheus(
+        tmp_path_factory.mktemp("prometheus"),
+        port=free_port(),
+        scrape_targets={},
+        alertmanager=None,
+        rule_files=[],
+        scrape_interval_s=1,
+        start_timeout_s=stack_settings.start_timeout_s,
+        stop_timeout_s=stack_settings.stop_timeout_s,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def alertmanager(
+    tmp_path_factory: pytest.TempPathFactory, stack_settings: StackSettings
+) -> Iterator[Alertmanager]:
+    """Alertmanager on a free port (``.url``), group_wait 0 s and group_interval 1 s.
+
+    Route it to your webhook with ``alertmanager.configure(webhook_url=..., token=...)``
+    (a live reload through ``/-/reload``); inject alerts with ``post_alerts([...])``. It
+    keeps alerts for the whole session: give yours labels no other test uses.
+    """
+    server = Alertmanager(
+        tmp_path_factory.mktemp("alertmanager"),
+        port=free_port(),
+        # Nothing listens there until a test routes it to its own receiver.
+        webhook_url=f"http://127.0.0.1:{free_port()}/v1/alertmanager",
+        token="unconfigured",  # a placeholder until a test calls configure()
+        group_interval_s=1,
+        start_timeout_s=stack_settings.start_timeout_s,
+        stop_timeout_s=stack_settings.stop_timeout_s,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _servers_running(request: pytest.FixtureRequest) -> None:
     """Bring back a server an earlier test stopped or killed, before a test that needs it."""
-    if "kafka" in request.fixturenames:
-        broker: Kafka = request.getfixturevalue("kafka")
-        broker.start()
+    for name in _SERVER_FIXTURES:
+        if name in request.fixturenames:
+            server: ProcessService = request.getfixturevalue(name)
+            server.start()
 
 
 @pytest.fixture(autouse=True)

@@ -13,15 +13,28 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from responder.errors import ConfigError, TemporaryError
 from responder.stack import process
 from responder.stack.service import ProcessService, Progress
-from responder.stack.templates import dump_yaml, load_yaml, require_loopback
+from responder.stack.templates import dump_yaml, load_yaml, replace_config, require_loopback
 
 TEMPLATE = "alertmanager/alertmanager.yml"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where and how Alertmanager delivers (durations in seconds)."""
+
+    webhook_url: str
+    token: str = field(repr=False)
+    group_by: tuple[str, ...]
+    group_wait_s: int
+    group_interval_s: int
+    repeat_interval_s: int
 
 
 class Alertmanager(ProcessService):
@@ -50,13 +63,10 @@ class Alertmanager(ProcessService):
         )
         self.port = port
         self.config_file = self.home / "alertmanager.yml"
-        self.webhook_url = webhook_url
-        self.token = token
-        self.group_by = tuple(group_by)
-        self.group_wait_s = group_wait_s
-        self.group_interval_s = group_interval_s
-        self.repeat_interval_s = repeat_interval_s
-        self.render_config()  # refuse a bad webhook now, not at the first start
+        self.route = Route(
+            webhook_url, token, tuple(group_by), group_wait_s, group_interval_s, repeat_interval_s
+        )
+        self.render_config(self.route)  # refuse a bad webhook now, not at the first start
 
     @property
     def url(self) -> str:
@@ -81,29 +91,29 @@ class Alertmanager(ProcessService):
         repeat_interval_s: int | None = None,
     ) -> None:
         """Route every alert to ``webhook_url`` with ``Authorization: Bearer <token>``; reload
-        when running. Omitted timings keep their current values."""
-        self.webhook_url = webhook_url
-        self.token = token
-        if group_by is not None:
-            self.group_by = tuple(group_by)
-        if group_wait_s is not None:
-            self.group_wait_s = group_wait_s
-        if group_interval_s is not None:
-            self.group_interval_s = group_interval_s
-        if repeat_interval_s is not None:
-            self.repeat_interval_s = repeat_interval_s
+        when running. Omitted timings keep their current values; a config Alertmanager
+        rejects changes nothing."""
+        current = self.route
+        route = Route(
+            webhook_url,
+            token,
+            tuple(group_by) if group_by is not None else current.group_by,
+            group_wait_s if group_wait_s is not None else current.group_wait_s,
+            group_interval_s if group_interval_s is not None else current.group_interval_s,
+            repeat_interval_s if repeat_interval_s is not None else current.repeat_interval_s,
+        )
         self.home.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        if self.pid() is not None:
-            self.reload()
+        replace_config(
+            self.render_config(route),
+            self.config_file,
+            reload=self.reload if self.pid() is not None else None,
+            private=True,
+        )
+        self.route = route
 
     def reload(self) -> None:
-        """Make the running server read its config file again (``POST /-/reload``)."""
-        status, body = process.http_request(self.port, "/-/reload", method="POST", timeout_s=30)
-        if status != 200:
-            raise ConfigError(
-                f"alertmanager rejected its config {self.config_file}: {status} {body}"
-            )
+        """Make the running server read its config file again."""
+        process.http_reload(self.port, what="alertmanager")
 
     def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> None:
         """Inject alerts as Prometheus does (``POST /api/v2/alerts``: labels, annotations,
@@ -137,24 +147,24 @@ class Alertmanager(ProcessService):
     def probe(self) -> bool:
         return process.http_request(self.port, "/-/ready")[0] == 200
 
-    def render_config(self) -> dict[str, Any]:
-        """The template routing to this instance's webhook, token and timings."""
-        require_loopback(self.webhook_url, what="alertmanager webhook")
-        if not self.token:
+    def render_config(self, route: Route) -> dict[str, Any]:
+        """The template routing to ``route``'s webhook, token and timings."""
+        require_loopback(route.webhook_url, what="alertmanager webhook")
+        if not route.token:
             raise ConfigError("alertmanager: the webhook bearer token must not be empty")
         config = load_yaml(TEMPLATE)
-        route = config["route"]
-        route["group_by"] = list(self.group_by)
-        route["group_wait"] = f"{self.group_wait_s}s"
-        route["group_interval"] = f"{self.group_interval_s}s"
-        route["repeat_interval"] = f"{self.repeat_interval_s}s"
+        tree = config["route"]
+        tree["group_by"] = list(route.group_by)
+        tree["group_wait"] = f"{route.group_wait_s}s"
+        tree["group_interval"] = f"{route.group_interval_s}s"
+        tree["repeat_interval"] = f"{route.repeat_interval_s}s"
         (webhook,) = next(
-            r["webhook_configs"] for r in config["receivers"] if r["name"] == route["receiver"]
+            r["webhook_configs"] for r in config["receivers"] if r["name"] == tree["receiver"]
         )
-        webhook["url"] = self.webhook_url
-        webhook["http_config"]["authorization"] = {"type": "Bearer", "credentials": self.token}
+        webhook["url"] = route.webhook_url
+        webhook["http_config"]["authorization"] = {"type": "Bearer", "credentials": route.token}
         return config
 
     def _write_config(self) -> None:
         # The file holds the token: readable by its owner only.
-        dump_yaml(self.render_config(), self.config_file, private=True)
+        dump_yaml(self.render_config(self.route), self.config_file, private=True)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from responder.errors import PermanentError
+from responder.errors import ConfigError, PermanentError
 
 _POLL_S = 0.05
 
@@ -197,3 +197,10 @@ def http_request(
         return 0, str(exc)
     finally:
         conn.close()
+
+
+def http_reload(port: int, *, what: str) -> None:
+    """``POST /-/reload`` (Prometheus, Alertmanager); a rejected config raises ``ConfigError``."""
+    status, body = http_request(port, "/-/reload", method="POST", timeout_s=30)
+    if status != 200:
+        raise ConfigError(f"{what} rejected its new config: {status} {body.strip()}")

@@ -11,16 +11,34 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from responder.errors import ConfigError
 from responder.stack import process
 from responder.stack.service import ProcessService, Progress
-from responder.stack.templates import DEPLOY_DIR, dump_yaml, load_yaml, require_loopback
+from responder.stack.templates import (
+    DEPLOY_DIR,
+    dump_yaml,
+    load_yaml,
+    replace_config,
+    require_loopback,
+)
 
 TEMPLATE = "prometheus/prometheus.yml"
 INGEST_JOB = "responder-ingest"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What Prometheus talks to: job name → ``host:port`` targets (None: the template's),
+    the Alertmanager ``host:port`` (None: no alerting), rule file globs (None: the project's
+    rules, relative to deploy/prometheus/)."""
+
+    scrape_targets: Mapping[str, Sequence[str]] | None
+    alertmanager: str | None
+    rule_files: Sequence[str] | None
 
 
 class Prometheus(ProcessService):
@@ -38,9 +56,7 @@ class Prometheus(ProcessService):
         start_timeout_s: float = 60.0,
         stop_timeout_s: float = 10.0,
     ) -> None:
-        """``scrape_targets``: job name → ``host:port`` list (None: the template's jobs);
-        ``alertmanager``: ``host:port`` or None for no alerting; ``rule_files``: globs
-        (None: the project's rules under deploy/prometheus/)."""
+        """``scrape_targets``, ``alertmanager``, ``rule_files``: see ``Wiring``."""
         super().__init__(
             "prometheus",
             home,
@@ -51,10 +67,8 @@ class Prometheus(ProcessService):
         self.port = port
         self.config_file = self.home / "prometheus.yml"
         self.scrape_interval_s = scrape_interval_s
-        self._scrape_targets = scrape_targets
-        self._alertmanager = alertmanager
-        self._rule_files = rule_files
-        self.render_config()  # refuse a bad target now, not at the first start
+        self.wiring = Wiring(scrape_targets, alertmanager, rule_files)
+        self.render_config(self.wiring)  # refuse a bad target now, not at the first start
 
     @property
     def url(self) -> str:
@@ -75,20 +89,20 @@ class Prometheus(ProcessService):
         alertmanager: str | None = None,
         rule_files: Sequence[str] | None = None,
     ) -> None:
-        """Replace the scrape targets, Alertmanager and rules; reload when running."""
-        self._scrape_targets = scrape_targets
-        self._alertmanager = alertmanager
-        self._rule_files = rule_files
+        """Replace the scrape targets, Alertmanager and rules (same meaning as in the
+        constructor); reload when running. A config it rejects changes nothing."""
+        wiring = Wiring(scrape_targets, alertmanager, rule_files)
         self.home.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        if self.pid() is not None:
-            self.reload()
+        replace_config(
+            self.render_config(wiring),
+            self.config_file,
+            reload=self.reload if self.pid() is not None else None,
+        )
+        self.wiring = wiring
 
     def reload(self) -> None:
-        """Make the running server read its config file again (``POST /-/reload``)."""
-        status, body = process.http_request(self.port, "/-/reload", method="POST", timeout_s=30)
-        if status != 200:
-            raise ConfigError(f"prometheus rejected its config {self.config_file}: {status} {body}")
+        """Make the running server read its config file again."""
+        process.http_reload(self.port, what="prometheus")
 
     def prepare(self, progress: Progress) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
@@ -111,28 +125,28 @@ class Prometheus(ProcessService):
     def probe(self) -> bool:
         return process.http_request(self.port, "/-/ready")[0] == 200
 
-    def render_config(self) -> dict[str, Any]:
-        """The template with this instance's targets, Alertmanager, rules and interval."""
+    def render_config(self, wiring: Wiring) -> dict[str, Any]:
+        """The template with ``wiring``'s targets, Alertmanager and rules, and our interval."""
         config = load_yaml(TEMPLATE)
         interval = f"{self.scrape_interval_s}s"
         config["global"] = {"scrape_interval": interval, "evaluation_interval": interval}
         rule_globs = (
-            self._rule_files if self._rule_files is not None else config.get("rule_files", [])
+            wiring.rule_files if wiring.rule_files is not None else config.get("rule_files", [])
         )
         config["rule_files"] = [str(DEPLOY_DIR / "prometheus" / glob) for glob in rule_globs]
-        if self._alertmanager is None:
+        if wiring.alertmanager is None:
             config.pop("alerting", None)
         else:
-            require_loopback(self._alertmanager, what="prometheus alertmanager")
+            require_loopback(wiring.alertmanager, what="prometheus alertmanager")
             config["alerting"] = {
-                "alertmanagers": [{"static_configs": [{"targets": [self._alertmanager]}]}]
+                "alertmanagers": [{"static_configs": [{"targets": [wiring.alertmanager]}]}]
             }
         jobs: dict[str, list[str]] = {
             job["job_name"]: list(job["static_configs"][0]["targets"])
             for job in config["scrape_configs"]
         }
-        if self._scrape_targets is not None:
-            jobs = {name: list(targets) for name, targets in self._scrape_targets.items()}
+        if wiring.scrape_targets is not None:
+            jobs = {name: list(targets) for name, targets in wiring.scrape_targets.items()}
         jobs["prometheus"] = [f"127.0.0.1:{self.port}"]
         config["scrape_configs"] = [
             {"job_name": name, "static_configs": [{"targets": targets}]}
@@ -144,4 +158,4 @@ class Prometheus(ProcessService):
         return config
 
     def _write_config(self) -> None:
-        dump_yaml(self.render_config(), self.config_file)
+        dump_yaml(self.render_config(self.wiring), self.config_file)

@@ -12,7 +12,7 @@ import io
 import ipaddress
 import os
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +60,29 @@ def dump_yaml(data: Mapping[str, Any], path: Path, *, private: bool = False) -> 
     with os.fdopen(fd, "w") as fh:
         fh.write(buffer.getvalue())
     tmp.replace(path)
+
+
+def replace_config(
+    data: Mapping[str, Any],
+    path: Path,
+    *,
+    reload: Callable[[], None] | None,
+    private: bool = False,
+) -> None:
+    """Write a server's new config and have it reloaded; if it rejects the new one, the
+    old file is put back, so its next restart still finds the config it runs with."""
+    previous = path.read_bytes() if path.exists() else None
+    dump_yaml(data, path, private=private)
+    if reload is None:
+        return
+    try:
+        reload()
+    except ConfigError:
+        if previous is not None:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(previous)
+            tmp.replace(path)
+        raise
 
 
 def require_loopback(address: str, *, what: str) -> None:
