@@ -158,6 +158,7 @@ def parse_condition(value: object) -> Condition:
         if key == "regex":
             pattern = _label_value(arg)
             try:
+                re.compile(pattern)  # errors with positions in the author's own text
                 compiled = re.compile(f"(?:{pattern})")
             except re.error as err:
                 raise PydanticCustomError(
