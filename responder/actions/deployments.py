@@ -86,6 +86,30 @@ class _DeploymentAction:
         self._guards.check_target(target)
         return applied(await self._read(ctx, target), key) is not None
 
+    async def _finish(
+        self,
+        ctx: ActionContext,
+        target: Target,
+        result: ActionResult,
+        dep: Obj,
+        *,
+        wait: bool,
+        started: float,
+    ) -> ActionResult:
+        """Wait for the rollout the patch started (when asked), then stamp duration and log."""
+        if wait and not ctx.dry_run and result.repeat_of is None:
+            done = await wait_for_rollout(
+                self._kube, ctx, target, int(dep["metadata"]["generation"])
+            )
+            status = done.get("status") or {}
+            result.data["rollout"] = {
+                "updatedReplicas": status.get("updatedReplicas"),
+                "availableReplicas": status.get("availableReplicas"),
+            }
+        result.duration_s = ctx.clock.monotonic() - started
+        ctx.logger.info("action.done", action=self.name, target=str(target), changed=result.changed)
+        return result
+
     def _result(self, ctx: ActionContext, target: Target, **fields: Any) -> ActionResult:
         return ActionResult(
             action=self.name,
@@ -176,17 +200,7 @@ class DeploymentRestart(_DeploymentAction):
             return result, patched
 
         result, dep = await self._kube.retrying(ctx, f"{self.name} {target}", attempt)
-        if params.wait and not ctx.dry_run:
-            done = await wait_for_rollout(
-                self._kube, ctx, target, int(dep["metadata"]["generation"])
-            )
-            result.data["rollout"] = {
-                "updatedReplicas": done["status"].get("updatedReplicas"),
-                "availableReplicas": done["status"].get("availableReplicas"),
-            }
-        result.duration_s = ctx.clock.monotonic() - started
-        ctx.logger.info("action.done", action=self.name, target=str(target), changed=result.changed)
-        return result
+        return await self._finish(ctx, target, result, dep, wait=params.wait, started=started)
 
 
 class DeploymentScale(_DeploymentAction):
@@ -201,6 +215,11 @@ class DeploymentScale(_DeploymentAction):
         target = _as_deployment(target)
         self._guards.check_target(target)
         hpa = await self._owning_hpa(ctx, target)
+        if hpa is not None and params.hpa == "fail":
+            raise PermanentError(
+                f"HorizontalPodAutoscaler {hpa['metadata']['name']} owns {target} and the runbook says "
+                "hpa: fail; not scaling"
+            )
         if hpa is not None:
             result = await self._kube.retrying(
                 ctx,
@@ -390,12 +409,12 @@ class DeploymentRollback(_DeploymentAction):
         target = _as_deployment(target)
         self._guards.check_target(target)
 
-        async def attempt() -> ActionResult:
+        async def attempt() -> tuple[ActionResult, Obj]:
             dep = await self._read(ctx, target)
             earlier = applied(dep, ctx.key)
             if earlier is not None:
-                return repeat_result(earlier, ctx, started)
-            current_rev, previous = await self._previous(ctx, target, dep)
+                return repeat_result(earlier, ctx, started), dep
+            current_rev, previous = await self._previous(ctx, target, dep, params.to_revision)
             template = copy.deepcopy(previous["spec"]["template"])
             (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
             previous_rev = int(annotations_of(previous)[REVISION])
@@ -429,7 +448,7 @@ class DeploymentRollback(_DeploymentAction):
                         "value": {LAST_ACTION_ANNOTATION: record_value(result)},
                     }
                 )
-            await self._kube.call(
+            patched = await self._kube.call(
                 ctx,
                 _patch(target),
                 self._kube.apps.patch_namespaced_deployment,
@@ -440,14 +459,14 @@ class DeploymentRollback(_DeploymentAction):
                 **dry_run_arg(ctx),
             )
             result.data = {"patch": body}
-            return result
+            return result, patched
 
-        result: ActionResult = await self._kube.retrying(ctx, f"{self.name} {target}", attempt)
-        result.duration_s = ctx.clock.monotonic() - started
-        ctx.logger.info("action.done", action=self.name, target=str(target), changed=result.changed)
-        return result
+        result, dep = await self._kube.retrying(ctx, f"{self.name} {target}", attempt)
+        return await self._finish(ctx, target, result, dep, wait=params.wait, started=started)
 
-    async def _previous(self, ctx: ActionContext, target: Target, dep: Obj) -> tuple[int, Obj]:
+    async def _previous(
+        self, ctx: ActionContext, target: Target, dep: Obj, to_revision: int | None
+    ) -> tuple[int, Obj]:
         if dep["spec"].get("paused"):
             raise PermanentError(f"{target} is paused; resume it before rolling back")
         listing = await self._kube.call(
@@ -464,6 +483,13 @@ class DeploymentRollback(_DeploymentAction):
             and REVISION in annotations_of(rs)
         ]
         current_rev = int(annotations_of(dep).get(REVISION, "0"))
+        if to_revision is not None:
+            chosen = [rs for rs in owned if int(annotations_of(rs)[REVISION]) == to_revision]
+            if not chosen or to_revision == current_rev:
+                raise PermanentError(
+                    f"{target} has no earlier revision {to_revision} to roll back to (current {current_rev})"
+                )
+            return current_rev, chosen[0]
         older = [rs for rs in owned if int(annotations_of(rs)[REVISION]) < current_rev]
         if not older:
             raise PermanentError(
