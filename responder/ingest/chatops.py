@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Collection, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -109,8 +109,10 @@ class ChatOps:
         clock: Clock | None = None,
         slack_client: AsyncWebClient | None = None,
         directory: UserGroupDirectory | None = None,
+        known_actions: Collection[str] | None = None,
     ) -> None:
         self._sink = sink
+        self._known_actions = frozenset(known_actions) if known_actions is not None else None
         self._reader = reader
         self._audit = audit
         self._slack = slack
@@ -278,7 +280,7 @@ class ChatOps:
         except (ValueError, ValidationError):
             await self._record(request, channel, AuditOutcome.INVALID, "not a slash command form")
             return web.Response(status=400, text="not a slash command")
-        parsed = parse_command_text(form.text)
+        parsed = parse_command_text(form.text, known_actions=self._known_actions)
         typed = form.text[:300]
         if isinstance(parsed, ParseFailure):
             await self._record(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -244,8 +244,14 @@ def _checked(kind: CommandKind, fields: dict[str, Any]) -> CommandDraft | ParseF
     return CommandDraft(kind=kind, fields=fields)
 
 
-def parse_command_text(text: str) -> ReadRequest | CommandDraft | ParseFailure:
-    """``/responder`` text -> what to do. Never raises on user input."""
+def parse_command_text(
+    text: str, *, known_actions: Collection[str] | None = None
+) -> ReadRequest | CommandDraft | ParseFailure:
+    """``/responder`` text -> what to do. Never raises on user input.
+
+    ``known_actions`` is the action catalogue's names; a ``run`` of anything else is refused
+    here rather than by the engine, so the person hears it at once.
+    """
     if len(text) > MAX_TEXT:
         return ParseFailure(message=f"command longer than {MAX_TEXT} characters")
     words = text.split()
@@ -275,6 +281,8 @@ def parse_command_text(text: str) -> ReadRequest | CommandDraft | ParseFailure:
             return ParseFailure(message="`run` needs an ACTION and a NAMESPACE/NAME target")
         if any(a.startswith("-") for a in rest):
             return ParseFailure(message="the only flag `run` knows is `--apply`")
+        if known_actions is not None and rest[0] not in known_actions:
+            return ParseFailure(message=f"unknown action `{_quote(rest[0])}`")
         params = _pairs(rest[2:], "parameters")
         if isinstance(params, ParseFailure):
             return params
