@@ -61,6 +61,7 @@ def ensure_jars(cache_dir: Path, version: str, progress: Progress = quiet) -> Pa
             "mvn",
             "-B",
             "-q",
+            "-Dstyle.color=never",
             "-f",
             str(POM),
             "dependency:copy-dependencies",
