@@ -351,3 +351,35 @@ def test_command_grammar() -> None:
     approve = parse_command_text(f"approve {INCIDENT_ID}")
     assert isinstance(approve, CommandDraft)
     assert approve.kind is CommandKind.APPROVE
+
+
+class BrokenReader(MemoryReader):
+    async def get(self, incident_id: str) -> Any:
+        raise RuntimeError("table not ready")
+
+    async def list_open(self, limit: int) -> Any:
+        raise RuntimeError("table not ready")
+
+
+async def test_a_broken_incident_store_is_answered_and_fails_closed(
+    chatops: tuple[ChatOps, Client], clock: FakeClock, sink: MemorySink
+) -> None:
+    ops, client = chatops
+    ops._reader = BrokenReader()
+    listed = await (await post_command(client, clock, "list", user_id=STRANGER)).json()
+    assert "Could not read" in listed["text"]
+    acked = await (await post_command(client, clock, f"ack {INCIDENT_ID}", trigger_id="t-2")).json()
+    assert "unavailable" in acked["text"]
+    assert sink.commands == []
+
+
+async def test_ssl_check_is_answered(
+    chatops: tuple[ChatOps, Client], clock: FakeClock, audit: MemoryAudit
+) -> None:
+    _, client = chatops
+    body = b"ssl_check=1&token=gIkuvaNzQIHg97ATvDxqgjtO"
+    response = await client.post(
+        "/v1/slack/commands", data=body, headers=slack_headers(body, int(clock.now()))
+    )
+    assert response.status == 200
+    assert audit.records == []
