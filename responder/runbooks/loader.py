@@ -207,9 +207,7 @@ def load_text(text: str, file: str) -> tuple[Runbook | None, Any, list[RunbookEr
         runbook = Runbook.model_validate(_plain(tree))
     except ValidationError as err:
         return None, tree, sorted(_validation_errors(file, tree, err))
-    problems = sorted(
-        _at(file, tree, loc, message) for loc, message in semantic_problems(runbook)
-    )
+    problems = sorted(_at(file, tree, loc, message) for loc, message in semantic_problems(runbook))
     return (None if problems else runbook), tree, problems
 
 

@@ -30,6 +30,8 @@ def escape_string(value: str) -> str:
     """Escape ``value`` for the inside of a double-quoted PromQL string literal."""
     out: list[str] = []
     for char in value:
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise PromQLError("a label value holds a lone surrogate: not valid Unicode text")
         if char in ('"', "\\"):
             out.append("\\" + char)
         elif ord(char) < 0x20 or ord(char) == 0x7F:

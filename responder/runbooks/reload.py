@@ -37,6 +37,7 @@ class ReloadMetrics:
     """The reload counters; one instance per registry (tests pass their own)."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
         self.reloads = Counter(
             "responder_runbook_reloads",
             "Runbook reloads by outcome (applied, unchanged, rejected).",
