@@ -22,7 +22,6 @@ from responder.errors import ResponderError
 from responder.models.target import Target
 from responder.settings import get_settings
 
-
 NO_KUBERNETES = frozenset({"cache.clear", "http.request", "notify"})
 
 
