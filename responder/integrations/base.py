@@ -114,7 +114,7 @@ class Notification(BaseModel):
         ge=0, description="Transition number: an older notification never overwrites a newer one."
     )
     runbook_id: str = Field(max_length=128)
-    title: str = Field(max_length=500)
+    title: str = Field(min_length=1, max_length=500)
     phase: IncidentPhase
     severity: Severity = Severity.WARNING
     target: dict[str, str] = Field(default_factory=dict, description="namespace, workload, ...")

@@ -58,6 +58,7 @@ async def test_trigger_ack_resolve_reach_pagerduty_with_one_routing_key(
     assert payload["component"] == "musicgen-engine"
     assert payload["group"] == "prod"
     assert payload["class"] == "high_generation_latency"
+    assert payload["timestamp"] == "2026-11-30T03:05:00+00:00"
     assert "HighGenerationLatency" in payload["summary"]
     assert len(payload["summary"]) <= 1024
     tried = payload["custom_details"]["steps_tried"]
