@@ -169,3 +169,19 @@ def test_explain_refuses_bad_input(tmp_path: Path) -> None:
     code, _, err = _run("runbooks", "explain", "--dir", str(SEED_DIR), str(alert_file))
     assert code == 1
     assert "alerts[0].labels.alertname: Input should be a valid string" in err
+
+
+def test_each_shipped_example_alert_explains_to_its_runbook() -> None:
+    examples = sorted((SEED_DIR / "examples").glob("*.json"))
+    assert [path.stem for path in examples] == [
+        "ai_model_failure",
+        "database_performance",
+        "high_generation_latency",
+        "websocket_connection_issues",
+    ]
+    for path in examples:
+        code, out, _ = _run("runbooks", "explain", "--json", "--dir", str(SEED_DIR), str(path))
+        assert code == 0, out
+        report = json.loads(out)
+        assert report["result"] == "matched"
+        assert report["runbook"]["id"] == path.stem
