@@ -189,8 +189,14 @@ class ChatOps:
     async def _read_body(self, request: web.Request, limit: int) -> bytes | None:
         if request.content_length is not None and request.content_length > limit:
             return None
-        body = await request.content.read(limit + 1)
-        return None if len(body) > limit else body
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

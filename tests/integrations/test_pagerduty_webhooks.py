@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -225,3 +226,26 @@ def test_verify_signature_examples() -> None:
     assert not verify_signature(
         body, ",".join(["v1=00"] * 10 + [good]), secrets
     )  # at most 10 looked at
+
+
+async def test_large_bodies_are_read_whole_and_oversized_ones_refused(
+    chatops: tuple[ChatOps, Client], sink: MemorySink
+) -> None:
+    _, client = chatops
+    event = json.loads(webhook())
+    event["event"]["data"]["title"] = "x" * 300_000  # several TCP reads
+    body = json.dumps(event).encode()
+    response = await client.post(
+        "/v1/pagerduty", data=io.BytesIO(body), headers=headers(body, WEBHOOK_SECRET)
+    )
+    assert response.status == 200
+    assert len(sink.commands) == 1
+    event["event"]["data"]["title"] = "x" * 1_100_000
+    huge = json.dumps(event).encode()
+    response = await client.post(
+        "/v1/pagerduty",
+        data=io.BytesIO(huge),
+        headers=headers(huge, WEBHOOK_SECRET, webhook_id="other"),
+    )
+    assert response.status == 413
+    assert len(sink.commands) == 1
