@@ -383,3 +383,21 @@ async def test_ssl_check_is_answered(
     )
     assert response.status == 200
     assert audit.records == []
+
+
+async def test_binary_body_and_odd_timestamps_are_refused_not_crashed(
+    chatops: tuple[ChatOps, Client], clock: FakeClock, sink: MemorySink
+) -> None:
+    _, client = chatops
+    now = int(clock.now())
+    binary = b"\xff\xfe\x00command=/responder"
+    response = await client.post(
+        "/v1/slack/commands", data=binary, headers=slack_headers(binary, now)
+    )
+    assert response.status == 401
+    body = slash_body(f"ack {INCIDENT_ID}")
+    arabic_digits = "".join(chr(0x0660 + int(d)) for d in str(now))
+    headers = {**slack_headers(body, now), "X-Slack-Request-Timestamp": arabic_digits}
+    response = await client.post("/v1/slack/commands", data=body, headers=headers)
+    assert response.status in (400, 401)  # aiohttp may refuse the non-ASCII header itself
+    assert sink.commands == []

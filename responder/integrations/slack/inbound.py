@@ -89,11 +89,15 @@ class SlackRequestVerifier:
         signature = headers.get("X-Slack-Signature")
         if not timestamp or not signature:
             return Verdict.UNSIGNED
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
             return Verdict.FORGED
         if abs(self._clock.now() - int(timestamp)) > MAX_AGE_S:
             return Verdict.STALE
-        if not self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+        try:
+            valid = self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+        except UnicodeDecodeError:  # the SDK decodes the body as UTF-8 before hashing
+            return Verdict.FORGED
+        if not valid:
             return Verdict.FORGED
         is_retry = headers.get("X-Slack-Retry-Num") is not None
         if signature in self._seen:
