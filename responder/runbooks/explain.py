@@ -21,9 +21,13 @@ from responder.errors import ConfigError
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.matcher import RunbookExplanation, specificity
 from responder.runbooks.models import PagerDutyLevel, Runbook, SlackLevel, Step
-from responder.runbooks.promql import PromQLError
-from responder.runbooks.resolve import InvalidTarget, Matched, render_verify_promql, resolve
-from responder.runbooks.templates import MissingValue
+from responder.runbooks.resolve import (
+    InvalidTarget,
+    Matched,
+    RenderErrors,
+    render_verify_promql,
+    resolve,
+)
 
 __all__ = ["AlertInput", "explain_alert", "parse_alerts", "render_text"]
 
@@ -98,7 +102,7 @@ def _verify(step: Step, alert: AlertInput) -> dict[str, Any]:
     if verify.kind == "promql":
         try:
             out["promql"] = render_verify_promql(step, alert.labels, alert.annotations)
-        except (MissingValue, PromQLError) as err:
+        except RenderErrors as err:
             out["error"] = f"cannot render: {err} (the verification would count as failed)"
     elif verify.http is not None:
         out["http"] = verify.http.model_dump(mode="json")

@@ -15,15 +15,26 @@ from collections.abc import Mapping
 
 import promql_parser
 
-from responder.runbooks.templates import Template, TemplateSyntaxError, parse_template
+from responder.errors import ConfigError, PermanentError
+from responder.runbooks.templates import Template, parse_template
 
-__all__ = ["PromQLError", "escape_string", "parse_promql_template", "render_promql"]
+__all__ = [
+    "PromQLError",
+    "PromQLRenderError",
+    "escape_string",
+    "parse_promql_template",
+    "render_promql",
+]
 
 _DUMMY = "responderplaceholder{}x"
 
 
-class PromQLError(ValueError):
+class PromQLError(ConfigError):
     """The expression does not parse, or a placeholder sits where a value could become syntax."""
+
+
+class PromQLRenderError(PermanentError):
+    """An alert's value cannot be put into the query (not valid Unicode text)."""
 
 
 def escape_string(value: str) -> str:
@@ -31,7 +42,7 @@ def escape_string(value: str) -> str:
     out: list[str] = []
     for char in value:
         if 0xD800 <= ord(char) <= 0xDFFF:
-            raise PromQLError("a label value holds a lone surrogate: not valid Unicode text")
+            raise PromQLRenderError("a label value holds a lone surrogate: not valid Unicode text")
         if char in ('"', "\\"):
             out.append("\\" + char)
         elif ord(char) < 0x20 or ord(char) == 0x7F:
@@ -100,13 +111,13 @@ def render_promql(
 ) -> str:
     """Substitute escaped values; the result is parsed again so a bad render never leaves here.
 
-    Raises templates.MissingValue when a referenced value is absent, PromQLError if the
-    rendered text does not parse (which escaping should make impossible).
+    Raises templates.MissingValue when a referenced value is absent, PromQLRenderError
+    when a value cannot be represented or the result does not parse (which escaping
+    should make impossible).
     """
     text = template.render(labels, annotations, escape=escape_string)
-    _parse(text)
+    try:
+        _parse(text)
+    except PromQLError as err:
+        raise PromQLRenderError(str(err)) from None
     return text
-
-
-# Re-exported for callers that catch template errors and PromQL errors together.
-TemplateError = (TemplateSyntaxError, PromQLError)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from responder.actions.params import is_dns_label
 from responder.runbooks.models import Runbook, Step, TargetSpec
-from responder.runbooks.promql import PromQLError, render_promql
+from responder.runbooks.promql import PromQLRenderError, render_promql
 from responder.runbooks.templates import MissingValue, Template
 
 if TYPE_CHECKING:
@@ -83,40 +83,34 @@ def _render_name(
     template: Template,
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
-) -> str:
+) -> str | tuple[TargetField, str]:
+    """The rendered, checked value, or (field, reason) when it cannot be used."""
     try:
         value = template.render(labels, annotations)
     except MissingValue as missing:
-        raise _Invalid(field_name, f"{missing.ref} is absent or empty") from None
+        return field_name, f"{missing.ref} is absent or empty"
     if not is_dns_label(value):
-        raise _Invalid(
-            field_name,
-            f"{value[:80]!a}{'...' if len(value) > 80 else ''} is not a valid RFC 1123 name",
-        )
+        shown = ascii(value[:80]) + ("..." if len(value) > 80 else "")
+        return field_name, f"{shown} is not a valid RFC 1123 name"
     return value
-
-
-class _Invalid(Exception):
-    def __init__(self, field_name: TargetField, reason: str) -> None:
-        super().__init__(reason)
-        self.field_name = field_name
-        self.reason = reason
 
 
 def resolve_target(
     spec: TargetSpec, labels: Mapping[str, str], annotations: Mapping[str, str]
 ) -> ResolvedTarget | tuple[TargetField, str]:
     """Render and check every target value; (field, reason) for the first that fails."""
-    try:
-        namespace = _render_name("namespace", spec.namespace, labels, annotations)
-        name = _render_name("name", spec.name, labels, annotations)
-        region = (
-            None
-            if spec.region is None
-            else _render_name("region", spec.region, labels, annotations)
-        )
-    except _Invalid as invalid:
-        return invalid.field_name, invalid.reason
+    namespace = _render_name("namespace", spec.namespace, labels, annotations)
+    if isinstance(namespace, tuple):
+        return namespace
+    name = _render_name("name", spec.name, labels, annotations)
+    if isinstance(name, tuple):
+        return name
+    region: str | None = None
+    if spec.region is not None:
+        rendered = _render_name("region", spec.region, labels, annotations)
+        if isinstance(rendered, tuple):
+            return rendered
+        region = rendered
     return ResolvedTarget(namespace=namespace, kind=spec.kind, name=name, region=region)
 
 
@@ -156,7 +150,7 @@ def render_verify_promql(
     """The step's verify query with escaped label values; None if it has no PromQL check.
 
     Raises templates.MissingValue when a referenced label is absent (the engine then
-    treats the verification as failed), PromQLError if rendering produced bad syntax.
+    treats the verification as failed), PromQLRenderError if a value cannot be rendered.
     """
     verify = step.verify
     if verify is None or verify.promql is None:
@@ -165,4 +159,4 @@ def render_verify_promql(
 
 
 # Errors render_verify_promql may raise, for callers that catch them together.
-RenderErrors = (MissingValue, PromQLError)
+RenderErrors = (MissingValue, PromQLRenderError)

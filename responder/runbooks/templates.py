@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from responder.errors import ConfigError, PermanentError
+
 __all__ = [
     "MissingValue",
     "Ref",
@@ -31,11 +33,11 @@ _CLOSE = "}}"
 _REF = re.compile(r"\s*(labels|annotations)\.([A-Za-z_][A-Za-z0-9_]*)\s*")
 
 
-class TemplateSyntaxError(ValueError):
+class TemplateSyntaxError(ConfigError):
     """The template text is not literal text plus ``{{ labels.X }}`` / ``{{ annotations.X }}``."""
 
 
-class MissingValue(LookupError):
+class MissingValue(PermanentError):
     """The alert has no (or an empty) value for a referenced label or annotation."""
 
     def __init__(self, ref: Ref) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.models import Runbook
-from responder.runbooks.promql import PromQLError, parse_promql_template, render_promql
+from responder.runbooks.promql import PromQLRenderError, parse_promql_template, render_promql
 from responder.runbooks.resolve import InvalidTarget, Matched, NoMatch, resolve
 
 LABELS = ["alertname", "severity", "engine", "region"]
@@ -192,7 +192,7 @@ def test_label_values_stay_string_literals_in_promql(namespace: str, engine: str
     labels = {"namespace": namespace, "engine": engine}
     try:
         query = render_promql(QUERY, labels, {})
-    except PromQLError:
+    except PromQLRenderError:
         # only values that are not Unicode text at all are refused
         assert any(0xD800 <= ord(c) <= 0xDFFF for c in namespace + engine)
         return
