@@ -216,8 +216,15 @@ class ChatOps:
             log.warning("chatops.response_url_refused")
         return None
 
-    async def _within(self, awaitable: Awaitable[Any], budget: float) -> Any:
-        return await asyncio.wait_for(awaitable, timeout=budget)
+    @staticmethod
+    def _deadline(seconds: float) -> float:
+        return asyncio.get_running_loop().time() + seconds
+
+    @staticmethod
+    async def _within(awaitable: Awaitable[Any], deadline: float) -> Any:
+        """Await until ``deadline`` (loop time): the steps of one request share one budget."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        return await asyncio.wait_for(awaitable, timeout=max(remaining, 0.01))
 
     async def _verify_slack(
         self, request: web.Request, channel: str
@@ -239,12 +246,12 @@ class ChatOps:
         return body, None
 
     async def _authorize(
-        self, user_id: str, draft: CommandDraft, budget: float
+        self, user_id: str, draft: CommandDraft, deadline: float
     ) -> tuple[Decision, IncidentSummary | None]:
         incident: IncidentSummary | None = None
         if draft.incident_id is not None:
             try:
-                incident = await self._within(self._reader.get(draft.incident_id), budget)
+                incident = await self._within(self._reader.get(draft.incident_id), deadline)
             except Exception as exc:  # noqa: BLE001 - fail closed with an answer, never a 500
                 log.warning("chatops.reader_unavailable", error=type(exc).__name__)
                 return Decision(
@@ -255,16 +262,16 @@ class ChatOps:
         runbook = incident.runbook_id if incident is not None else None
         try:
             decision: Decision = await self._within(
-                self._authorizer.may_mutate(user_id, runbook), budget
+                self._authorizer.may_mutate(user_id, runbook), deadline
             )
         except TimeoutError:
             decision = Decision(allowed=False, reason="authorization check timed out; try again")
         return decision, incident
 
-    async def _publish(self, command: Command, budget: float) -> str | None:
+    async def _publish(self, command: Command, deadline: float) -> str | None:
         """None on success, else a sentence for the person."""
         try:
-            await self._within(self._sink.publish(command), budget)
+            await self._within(self._sink.publish(command), deadline)
         except TimeoutError:
             log.error("chatops.publish_timeout", incident_id=command.incident_id)
             return "the command queue did not confirm in time; check with `show` before retrying"
@@ -306,7 +313,9 @@ class ChatOps:
         budget = self._slack.inline_reply_budget_s
         if isinstance(parsed, ReadRequest):
             return await self._read(parsed, form, budget)
-        decision, _ = await self._authorize(form.user_id, parsed, budget / 2)
+        # Authorization may take half the budget; queueing gets what is left of the whole.
+        decision, _ = await self._authorize(form.user_id, parsed, self._deadline(budget / 2))
+        publish_by = self._deadline(budget / 2)
         if not decision.allowed:
             await self._record(
                 request,
@@ -327,7 +336,7 @@ class ChatOps:
             issued_at=self._now(),
             reply_to=self._reply_url(form.response_url),
         )
-        problem = await self._publish(command, budget / 2)
+        problem = await self._publish(command, publish_by)
         if problem is not None:
             return _ephemeral(f":warning: {problem}.")
         await self._record(
@@ -415,7 +424,8 @@ class ChatOps:
             )
             return web.Response(status=200)
         budget = self._slack.inline_reply_budget_s
-        decision, _ = await self._authorize(user.id, draft, budget / 2)
+        decision, _ = await self._authorize(user.id, draft, self._deadline(budget / 2))
+        publish_by = self._deadline(budget / 2)
         if not decision.allowed:
             await self._record(
                 request,
@@ -438,7 +448,7 @@ class ChatOps:
             issued_at=self._now(),
             reply_to=url,
         )
-        problem = await self._publish(command, budget / 2)
+        problem = await self._publish(command, publish_by)
         if problem is not None:
             if url is not None:
                 self._spawn(self._reply_later(url, f":warning: {problem}."))
@@ -480,10 +490,11 @@ class ChatOps:
             await self._record(request, channel, AuditOutcome.INVALID, result.reason)
             return web.Response(status=400, text="not a v3 webhook")
         command = result.command
+        publish_by = self._deadline(self._pagerduty.publish_timeout_s)
         if result.disposition is WebhookDisposition.COMMAND and command is not None:
-            budget = self._pagerduty.publish_timeout_s
+            lookup_by = self._deadline(self._pagerduty.publish_timeout_s / 3)
             try:
-                ours = await self._within(self._reader.get(result.incident_id or ""), budget / 3)
+                ours = await self._within(self._reader.get(result.incident_id or ""), lookup_by)
             except Exception as exc:  # noqa: BLE001 - cannot tell: the engine ignores unknown incidents
                 log.warning("chatops.reader_unavailable", error=type(exc).__name__)
                 ours = True
@@ -501,7 +512,7 @@ class ChatOps:
                 incident_id=result.incident_id,
             )
             return web.Response(status=200)
-        problem = await self._publish(command, self._pagerduty.publish_timeout_s * 2 / 3)
+        problem = await self._publish(command, publish_by)
         if problem is not None:
             # Not remembered as seen: PagerDuty retries on 5xx, and the retry gets another go.
             return web.Response(status=503, headers={"Retry-After": "5"}, text="try again")

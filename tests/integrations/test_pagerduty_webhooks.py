@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import pytest
@@ -249,3 +250,15 @@ async def test_large_bodies_are_read_whole_and_oversized_ones_refused(
     )
     assert response.status == 413
     assert len(sink.commands) == 1
+
+
+async def test_a_slow_broker_gets_pagerduty_a_503_within_five_seconds(
+    chatops: tuple[ChatOps, Client], sink: MemorySink
+) -> None:
+    _, client = chatops
+    sink.delay_s = 10.0
+    body = webhook()
+    started = time.monotonic()
+    response = await client.post("/v1/pagerduty", data=body, headers=headers(body, WEBHOOK_SECRET))
+    assert time.monotonic() - started < 5.0
+    assert response.status == 503

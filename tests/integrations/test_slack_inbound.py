@@ -401,3 +401,14 @@ async def test_binary_body_and_odd_timestamps_are_refused_not_crashed(
     response = await client.post("/v1/slack/commands", data=body, headers=headers)
     assert response.status in (400, 401)  # aiohttp may refuse the non-ASCII header itself
     assert sink.commands == []
+
+
+async def test_a_slow_broker_still_gets_an_answer_within_three_seconds(
+    chatops: tuple[ChatOps, Client], clock: FakeClock, sink: MemorySink
+) -> None:
+    _, client = chatops
+    sink.delay_s = 5.0
+    started = time.monotonic()
+    response = await post_command(client, clock, f"ack {INCIDENT_ID}")
+    assert time.monotonic() - started < 3.0
+    assert "did not confirm in time" in (await response.json())["text"]
