@@ -123,7 +123,8 @@ def ensure_binaries(options: KubeOptions, progress: Progress = quiet) -> Path:
     if options.cache_dir is not None:
         env["MUSEAROO_KUBE_CACHE"] = str(options.cache_dir)
     began = time.monotonic()
-    proc = subprocess.Popen(  # noqa: S603 - our own script, no untrusted text
+    lines: list[str] = []
+    with subprocess.Popen(  # noqa: S603 - our own script, no untrusted text
         [str(script)],
         cwd=options.build_dir,
         stdin=subprocess.DEVNULL,
@@ -131,23 +132,20 @@ def ensure_binaries(options: KubeOptions, progress: Progress = quiet) -> Path:
         stderr=subprocess.STDOUT,
         env=env,
         text=True,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            lines.append(line)
-            if line.startswith("[kube-build"):
-                progress(f"kube: {line}")
-            if time.monotonic() - began > options.build_timeout_s:
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                if line.startswith("[kube-build"):
+                    progress(f"kube: {line}")
+                if time.monotonic() - began > options.build_timeout_s:
+                    break
+        finally:
+            if proc.poll() is None and time.monotonic() - began > options.build_timeout_s:
                 proc.kill()
-                break
-        rc = proc.wait(timeout=options.build_timeout_s)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            rc = proc.wait()
     if rc != 0 or not lines:
         raise PermanentError(
             f"kube: {script} failed (exit {rc}):\n{process.tail_text(chr(10).join(lines), 40)}"
@@ -690,15 +688,7 @@ class KubeControlPlane:
 
     def status(self) -> ServiceStatus:
         apiserver = self.parts[1]
-        if self._bin_dir is None:
-            # status() may come before start() in another process: pid files suffice.
-            states = [
-                State.READY if part.pid() is not None else State.STOPPED for part in self.parts
-            ]
-            if all(state is State.READY for state in states):
-                states = [apiserver.status().state]
-        else:
-            states = [part.status().state for part in self.parts]
+        states = [part.status().state for part in self.parts]
         if all(state is State.STOPPED for state in states):
             state = State.STOPPED
         elif all(state is State.READY for state in states):

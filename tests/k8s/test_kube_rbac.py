@@ -5,7 +5,7 @@ nothing anywhere else."""
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -98,18 +98,29 @@ async def test_responder_patches_deployments_and_scale_where_bound_and_gets_403_
     assert await status_of(core.list_namespace()) == 403
 
 
+def kubectl_resource(resource: str, group: str) -> str:
+    """A resource as `kubectl auth can-i --list` names it: deployments.apps/scale."""
+    name, _, sub = resource.partition("/")
+    combined = f"{name}.{group}" if group else name
+    return f"{combined}/{sub}" if sub else combined
+
+
 def rbac_rules() -> set[tuple[str, str]]:
-    """(resource.group, verb) pairs the ClusterRole in rbac.yaml grants."""
+    """(resource, verb) pairs the ClusterRole in rbac.yaml grants."""
     for doc in yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()):
         if doc and doc["kind"] == "ClusterRole" and doc["metadata"]["name"] == REMEDIATION_ROLE:
             return {
-                (f"{resource}.{group}" if group else resource, verb)
+                (kubectl_resource(resource, group), verb)
                 for rule in doc["rules"]
                 for group in rule["apiGroups"]
                 for resource in rule["resources"]
                 for verb in rule["verbs"]
             }
     raise AssertionError(f"rbac.yaml has no ClusterRole {REMEDIATION_ROLE}")
+
+
+# Resources  Non-Resource URLs  Resource Names  Verbs; the first column is empty for URLs.
+CAN_I_ROW = re.compile(r"^(\S*)\s+\[([^\]]*)\]\s+\[([^\]]*)\]\s+\[([^\]]*)\]\s*$")
 
 
 async def can_i_list(
@@ -121,19 +132,18 @@ async def can_i_list(
         "auth",
         "can-i",
         "--list",
-        "-n",
-        namespace,
-        "-o",
-        "json",
+        "--no-headers",
+        f"--namespace={namespace}",
         kubeconfig=kubeconfig,
     )
-    review = json.loads(out)
     granted: set[tuple[str, str]] = set()
-    for rule in review["resourceRules"]:
-        for group in rule.get("apiGroups", [""]):
-            for resource in rule["resources"]:
-                for verb in rule["verbs"]:
-                    granted.add((f"{resource}.{group}" if group else resource, verb))
+    for line in out.splitlines():
+        match = CAN_I_ROW.match(line)
+        assert match is not None, f"unexpected can-i line: {line!r}"
+        resource, _urls, names, verbs = match.groups()
+        assert not names, f"rules limited to resource names are not expected: {line!r}"
+        if resource:
+            granted.update((resource, verb) for verb in verbs.split())
     return granted
 
 

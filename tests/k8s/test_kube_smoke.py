@@ -123,7 +123,7 @@ async def test_pods_and_nodes_get_loopback_addresses_only(
 
     pod_net = ipaddress.ip_network(control_plane.options.pod_cidr)
     pods = (await core.list_namespaced_pod(namespace, label_selector="app=web")).items
-    ips = [ip.ip for pod in pods for ip in pod.status.pod_i_ps]
+    ips = [ip.ip for pod in pods for ip in pod.status.pod_ips]
     assert len(ips) == 4
     assert len(set(ips)) == 4
     for ip in ips:
