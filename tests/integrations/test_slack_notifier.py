@@ -151,3 +151,16 @@ async def test_untrusted_text_cannot_ping_channels_or_forge_links(fake_slack: Fa
     assert "&lt;!channel&gt;" in rendered
     assert "javascript:" not in rendered
     assert "<https://ok.example/a|ok>" in rendered
+
+
+async def test_concurrent_transitions_of_a_new_incident_post_one_message(
+    fake_slack: FakeSlack,
+) -> None:
+    import asyncio
+
+    notifier = SlackNotifier(slack_settings(fake_slack.url), InMemorySlackMessageStore())
+    results = await asyncio.gather(
+        *(notifier.notify(notification(IncidentPhase.REMEDIATING, seq)) for seq in range(1, 6))
+    )
+    assert len(fake_slack.top_level()) == 1
+    assert sum(r.outcome is DeliveryOutcome.DELIVERED for r in results) >= 1
