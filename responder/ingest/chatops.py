@@ -10,6 +10,15 @@ here: a validated, authorized ``Command`` goes to the ``CommandSink`` (the
 ``response_url``. Read-only ``list``/``show`` answer inline from the
 ``IncidentReader`` when it is quick, on ``response_url`` when it is not. Every
 refusal is answered and recorded on the ``AuditSink``.
+
+Wiring (ingest app)::
+
+    chatops = ChatOps(sink=producer_sink, reader=incident_reader, audit=audit_sink,
+                      slack=settings.slack, pagerduty=settings.pagerduty,
+                      slack_client=build_web_client(settings.slack),  # for user-group lookups
+                      known_actions=ACTIONS.keys())
+    app.add_routes(chatops.routes())          # only the routes whose secrets are configured
+    app.on_cleanup.append(lambda _: chatops.close())
 """
 
 from __future__ import annotations
