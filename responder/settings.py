@@ -8,6 +8,7 @@ Each integration adds its own group here rather than reading ``os.environ``.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -204,6 +205,14 @@ class ActionsSettings(BaseModel):
         description="CIDRs that pod/endpoint addresses read from the cluster must fall in before "
         "model.reload or connections.reset calls them. Loopback by default (dev and tests); a "
         "real cluster names its pod network, e.g. 10.244.0.0/16.",
+    )
+    endpoint_source: Literal["endpointslices", "pods"] = Field(
+        "endpointslices",
+        description="Where model.reload / connections.reset find the ready pods behind a Service: "
+        "its EndpointSlices (default; covered by deploy/k8s/rbac.yaml), or the Ready Pods its "
+        "selector matches (needs get/list on pods, not in the shipped RBAC). 'pods' exists for the "
+        "local control plane: the API server refuses loopback addresses in EndpointSlices, and "
+        "kwok's pods there have loopback IPs.",
     )
     endpoint_parallelism: int = Field(
         8,

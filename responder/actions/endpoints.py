@@ -18,14 +18,20 @@ from responder.actions.guards import Guards
 from responder.actions.http import HttpClient, gather_limited
 from responder.actions.kube import MERGE_PATCH, Kube, applied
 from responder.actions.retry import NotFoundError, Operation, RetryPolicy, with_retries
-from responder.errors import ResponderError
+from responder.errors import PermanentError, ResponderError
 from responder.models.target import Target
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 async def ready_addresses(kube: Kube, ctx: ActionContext, target: Target) -> list[str]:
-    """Addresses of the ready endpoints of Service ``target.name`` (deduplicated, sorted)."""
+    """Addresses of the ready pods behind Service ``target.name`` (deduplicated, sorted).
+
+    From the Service's EndpointSlices, or, with ``actions.endpoint_source: pods``, from the
+    Ready Pods its selector matches (see the setting for why both exist).
+    """
+    if kube.settings.endpoint_source == "pods":
+        return await _ready_pod_addresses(kube, ctx, target)
     listing = await kube.call(
         ctx,
         Operation("list", "endpointslices.discovery.k8s.io", target.namespace),
@@ -40,6 +46,32 @@ async def ready_addresses(kube: Kube, ctx: ActionContext, target: Target) -> lis
             if (endpoint.get("conditions") or {}).get("ready", True) is False:
                 continue
             found.update(endpoint.get("addresses") or [])
+    return sorted(found)
+
+
+async def _ready_pod_addresses(kube: Kube, ctx: ActionContext, target: Target) -> list[str]:
+    service = await read_service(kube, ctx, target)
+    selector: dict[str, str] = service["spec"].get("selector") or {}
+    if not selector:
+        raise PermanentError(
+            f"service {target.namespace}/{target.name} has no selector to find its pods"
+        )
+    pods = await kube.call(
+        ctx,
+        Operation("list", "pods", target.namespace),
+        kube.core.list_namespaced_pod,
+        target.namespace,
+        label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+    )
+    found: set[str] = set()
+    for pod in pods.get("items") or []:
+        status = pod.get("status") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if ready and not pod["metadata"].get("deletionTimestamp") and status.get("podIP"):
+            found.add(status["podIP"])
     return sorted(found)
 
 

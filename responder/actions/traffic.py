@@ -205,8 +205,13 @@ class RegionFailover(_Traffic):
 
             def decide_route(route: Obj) -> tuple[ActionResult, Obj]:
                 rules = route["spec"].get("rules") or []
-                before = _weights(rules, {spec.primary, spec.backup})
-                both = [i for i, by in before.items() if spec.primary in by and spec.backup in by]
+                found = _weights(rules, {spec.primary, spec.backup})
+                # Only rules that split traffic between the two backends move; a rule that
+                # sends, say, health checks to the primary alone is left as it is.
+                before = {
+                    i: by for i, by in found.items() if spec.primary in by and spec.backup in by
+                }
+                both = list(before)
                 if not both:
                     raise PermanentError(
                         f"HTTPRoute {ns}/{spec.name} has no rule with both backends {spec.primary} and {spec.backup}"
