@@ -164,3 +164,17 @@ async def test_concurrent_transitions_of_a_new_incident_post_one_message(
     )
     assert len(fake_slack.top_level()) == 1
     assert sum(r.outcome is DeliveryOutcome.DELIVERED for r in results) >= 1
+
+
+async def test_server_errors_are_retried_then_temporary(fake_slack: FakeSlack) -> None:
+    notifier = SlackNotifier(
+        slack_settings(fake_slack.url, server_error_retries=1), InMemorySlackMessageStore()
+    )
+    fake_slack.fail_next("chat.postMessage", status=503)
+    assert (
+        await notifier.notify(notification(IncidentPhase.OPEN, 1))
+    ).outcome is DeliveryOutcome.DELIVERED
+    for _ in range(2):
+        fake_slack.fail_next("chat.update", status=503)
+    with pytest.raises(TemporaryError):
+        await notifier.notify(notification(IncidentPhase.ESCALATED, 2))
