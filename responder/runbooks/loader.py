@@ -91,6 +91,18 @@ def _start(node: Any) -> tuple[int, int] | None:
     return None if lc is None else (lc.line, lc.col)
 
 
+def _key_position(node: CommentedMap, key: object) -> tuple[int, int]:
+    """Where ``key`` is written: in this mapping, or in the anchor a ``<<:`` merge took it from."""
+    if key in node.lc.data:
+        line, column = node.lc.key(key)
+        return line, column
+    for item in getattr(node, "merge", ()):
+        source = item[1] if isinstance(item, tuple) else item  # (index, map) in older ruamel
+        if isinstance(source, CommentedMap) and key in source:
+            return _key_position(source, key)
+    return _start(node) or (0, 0)
+
+
 def locate(tree: Any, loc: Sequence[str | int]) -> tuple[int, int, Loc]:
     """Position (0-based) and the real key path of a pydantic error location in the YAML tree.
 
@@ -106,7 +118,7 @@ def locate(tree: Any, loc: Sequence[str | int]) -> tuple[int, int, Loc]:
         if element == "[key]":
             break
         if isinstance(node, CommentedMap) and element in node:
-            position = node.lc.key(element)
+            position = _key_position(node, element)
             node = node[element]
             path.append(element)
         elif (
@@ -124,12 +136,31 @@ def locate(tree: Any, loc: Sequence[str | int]) -> tuple[int, int, Loc]:
 # --- YAML -> plain Python ----------------------------------------------------------------------
 
 
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip types -> dict/list/str/int/float/bool/None for pydantic."""
+MAX_NODES = 20_000
+MAX_DEPTH = 40
+
+
+class _TooLarge(Exception):
+    """The document expands (through aliases) beyond what a runbook can need."""
+
+
+def _plain(node: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
+    """ruamel's round-trip types -> dict/list/str/int/float/bool/None for pydantic.
+
+    Aliases are expanded here, so a node budget and a depth limit stop an alias bomb
+    (or a self-referencing alias) from taking the daemon's memory or stack.
+    """
+    budget = [MAX_NODES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise _TooLarge
     if isinstance(node, dict):
-        return {_plain(key): _plain(value) for key, value in node.items()}
+        return {
+            _plain(key, budget, depth + 1): _plain(value, budget, depth + 1)
+            for key, value in node.items()
+        }
     if isinstance(node, list):
-        return [_plain(item) for item in node]
+        return [_plain(item, budget, depth + 1) for item in node]
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
@@ -204,7 +235,12 @@ def load_text(text: str, file: str) -> tuple[Runbook | None, Any, list[RunbookEr
             [RunbookError(file, 1, 1, "", "must be a mapping (one runbook per file)")],
         )
     try:
-        runbook = Runbook.model_validate(_plain(tree))
+        plain = _plain(tree)
+    except _TooLarge:
+        message = f"more than {MAX_NODES} values or {MAX_DEPTH} levels once aliases are expanded"
+        return None, tree, [RunbookError(file, 1, 1, "", message)]
+    try:
+        runbook = Runbook.model_validate(plain)
     except ValidationError as err:
         return None, tree, sorted(_validation_errors(file, tree, err))
     problems = sorted(_at(file, tree, loc, message) for loc, message in semantic_problems(runbook))
@@ -212,9 +248,15 @@ def load_text(text: str, file: str) -> tuple[Runbook | None, Any, list[RunbookEr
 
 
 def runbook_files(directory: Path) -> list[Path]:
-    """The runbook files of a directory, in name order (not recursive; README.md is not one)."""
+    """The runbook files of a directory, in name order.
+
+    Not recursive; hidden files (editor locks such as ``.#a.yaml``, the ``..data`` links of
+    a Kubernetes ConfigMap volume) are skipped; symlinks to files are followed.
+    """
     return sorted(
-        path for path in directory.iterdir() if path.is_file() and path.suffix in SUFFIXES
+        path
+        for path in directory.iterdir()
+        if path.is_file() and path.suffix in SUFFIXES and not path.name.startswith(".")
     )
 
 

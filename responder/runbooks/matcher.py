@@ -279,6 +279,9 @@ def set_problems(runbooks: Iterable[Runbook]) -> list[tuple[Runbook, str]]:
     ordered = sorted(runbooks, key=rank_key)
     problems: list[tuple[Runbook, str]] = []
     for position, runbook in enumerate(ordered):
+        if isinstance(runbook.match.get(ALERTNAME), Absent):
+            problems.append((runbook, "never matches: every alert has an alertname"))
+            continue
         for earlier in ordered[:position]:
             if rank_key(earlier)[:2] == rank_key(runbook)[:2]:
                 witness = _witness(earlier, runbook)

@@ -176,7 +176,10 @@ class RunbookStore:
         from watchfiles import awatch
 
         def relevant(_change: object, path: str) -> bool:
-            return Path(path).suffix in SUFFIXES
+            # A Kubernetes ConfigMap volume swaps a ``..data`` symlink instead of writing
+            # the files, so its ``..*`` entries count as changes too.
+            name = Path(path).name
+            return Path(path).suffix in SUFFIXES or name.startswith("..")
 
         async for _changes in awatch(
             self.directory,

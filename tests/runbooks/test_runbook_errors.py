@@ -401,3 +401,45 @@ def test_empty_and_missing_directories(tmp_path: Path) -> None:
     assert [str(e) for e in load_directory(tmp_path / "nope").errors] == [
         f"{tmp_path / 'nope'}:1:1 (document): not a directory"
     ]
+
+
+def test_alertname_absent_never_matches(runbook_dir: Path) -> None:
+    (runbook_dir / "a.yaml").write_text(
+        MINIMAL.replace("alertname: Minimal", "alertname: {absent: true}")
+    )
+    result = load_directory(runbook_dir, display_root=runbook_dir)
+    assert [str(error) for error in result.errors] == [
+        "a.yaml:3:1 match: never matches: every alert has an alertname"
+    ]
+
+
+def test_keys_from_a_yaml_merge_point_at_the_anchor() -> None:
+    text = MINIMAL.replace(
+        "steps:\n  - action: deployment.restart\n",
+        "defaults: &d\n  timeout: 30s\n  bogus: 1\n"
+        "steps:\n  - <<: *d\n    action: deployment.restart\n",
+    )
+    _runbook, _tree, errors = load_text(text, "rb.yaml")
+    assert [str(error) for error in errors] == [
+        "rb.yaml:8:1 defaults: unknown key",
+        "rb.yaml:10:3 steps[0].bogus: unknown key",
+    ]
+
+
+def test_an_alias_bomb_is_refused_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        refs = ", ".join([f"*a{level - 1}"] * 10)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    _runbook, _tree, errors = load_text("\n".join(lines) + "\n", "bomb.yaml")
+    assert [str(error) for error in errors] == [
+        "bomb.yaml:1:1 (document): more than 20000 values or 40 levels once aliases are expanded"
+    ]
+
+
+def test_hidden_and_non_yaml_files_are_not_runbooks(runbook_dir: Path) -> None:
+    (runbook_dir / "a.yaml").write_text(MINIMAL)
+    (runbook_dir / ".#a.yaml").write_text("garbage: [")
+    (runbook_dir / "notes.txt").write_text("garbage: [")
+    result = load_directory(runbook_dir)
+    assert result.ok

@@ -133,3 +133,44 @@ async def test_file_changes_reload_and_bad_edits_are_kept_out(
     finally:
         stop.set()
         await asyncio.wait_for(watcher, timeout=10)
+
+
+async def test_a_configmap_style_symlink_swap_reloads(tmp_path: Path) -> None:
+    """Kubernetes updates a ConfigMap volume by re-pointing ``..data``, not by writing files."""
+    directory = tmp_path / "mounted"
+    directory.mkdir()
+
+    def publish(version: str, files: dict[str, str]) -> None:
+        payload = directory / f"..{version}"
+        payload.mkdir()
+        for name, text in files.items():
+            (payload / name).write_text(text)
+        (directory / "..data_tmp").symlink_to(payload.name)
+        os.replace(directory / "..data_tmp", directory / "..data")
+        for name in files:
+            link = directory / name
+            if not link.is_symlink():
+                link.symlink_to(Path("..data") / name)
+
+    publish("v1", {"minimal.yaml": MINIMAL})
+    store = RunbookStore(directory, registry=CollectorRegistry())
+    store.load_initial()
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(store.watch(stop, debounce_ms=20))
+    try:
+        version = 2
+
+        def swapped() -> bool:
+            nonlocal version
+            assert not watcher.done(), watcher
+            runbook = store.current.by_id["minimal"]
+            if runbook.escalation.after.total_seconds() == 120:
+                return True
+            publish(f"v{version}", {"minimal.yaml": MINIMAL.replace("60s", "120s")})
+            version += 1
+            return False
+
+        await _until(swapped, "the ConfigMap update to be applied")
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, timeout=10)
