@@ -447,6 +447,44 @@ class KubeStackSettings(BaseModel):
     )
 
 
+class RemediationSettings(BaseModel):
+    """The remediation engine (responder/engine, streams/remediate.py)."""
+
+    runbooks_dir: str = Field(
+        "runbooks", description="Folder of runbook YAML files the worker loads at start."
+    )
+    dry_run: bool = Field(
+        False,
+        description="Global dry-run: every action reports what it would change and changes "
+        "nothing (a runbook's own dry_run does the same for its incidents).",
+    )
+    prometheus_url: str = Field(
+        "http://127.0.0.1:19090",
+        description="Prometheus that PromQL verifications query (the local stack's by default).",
+    )
+    query_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds one verification query or HTTP check may take."
+    )
+    timer_interval_s: float = Field(
+        0.25,
+        gt=0,
+        description="Seconds between scans for due deadlines: bounds escalation lateness "
+        "(aim < 1 s at p99).",
+    )
+    rescan_interval_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between full scans of the local table partitions (after a "
+        "rebalance the scan runs at once); between them an in-memory index is used.",
+    )
+    resume_grace_s: float = Field(
+        3.0,
+        gt=0,
+        description="Seconds a running or verifying step may have no task on its owner before "
+        "the timer resumes it (reconcile the action / restart the verification).",
+    )
+
+
 class Settings(BaseSettings):
     """The responder's whole configuration."""
 
@@ -462,6 +500,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = SlackSettings()
     pagerduty: PagerDutySettings = PagerDutySettings()
     kube_stack: KubeStackSettings = KubeStackSettings()
+    remediation: RemediationSettings = RemediationSettings()
 
 
 @lru_cache(maxsize=1)

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
 from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE, topic_name
 from responder.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.remediate import RemediationRuntime
 
 Clock = Callable[[], datetime]
 
@@ -41,8 +44,14 @@ def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
-def create_streams(settings: Settings, *, clock: Clock = utc_now) -> ResponderStreams:
+def create_streams(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    remediation: RemediationRuntime | None = None,
+) -> ResponderStreams:
     """The Faust app with its topics, the ``incidents`` table and the triage agent."""
+    from streams.remediate import register_remediation
     from streams.triage import register_triage  # agents import this module's dataclass
 
     kafka, worker = settings.kafka, settings.worker
@@ -91,4 +100,5 @@ def create_streams(settings: Settings, *, clock: Clock = utc_now) -> ResponderSt
         clock=clock,
     )
     register_triage(streams)
+    register_remediation(streams, settings, remediation)
     return streams

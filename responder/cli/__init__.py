@@ -22,9 +22,11 @@ from responder.cli.runbooks import runbooks  # noqa: E402
 from responder.cli.stack import stack  # noqa: E402
 from responder.cli.worker import worker  # noqa: E402
 from responder.cli.actions import actions  # noqa: E402
+from responder.cli.incidents import incidents  # noqa: E402
 
 main.add_command(serve)
 main.add_command(worker)
 main.add_command(stack)
 main.add_command(runbooks)
 main.add_command(actions)
+main.add_command(incidents)

@@ -310,7 +310,12 @@ class _Step:
             key=key,
             dry_run=dry,
         )
-        self.notify(run, runbook, f"Step {index + 1}: running {step.action} (attempt {attempt})")
+        self.notify(
+            run,
+            runbook,
+            f"Step {index + 1}: running {step.action} (attempt {attempt})",
+            actor=approved_by,
+        )
 
     def action_finished(self, run: IncidentRun, runbook: Runbook, event: ActionFinished) -> None:
         key = ledger_key(run.id, event.step, event.attempt)

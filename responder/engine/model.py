@@ -338,3 +338,12 @@ class IndexIncident(_Effect):
 
 
 Effect = RunAction | StartVerify | CancelVerify | Notify | Audit | IndexIncident
+
+
+class RouteEntry(BaseModel):
+    """A message on ``remediation-routes``: which target owns an incident id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    incident_id: str
+    target_key: str

@@ -1,0 +1,267 @@
+"""Carrying out the engine's effects: actions and verifications as tasks, messages as messages.
+
+An action or a verification runs in a task of its own, spawned by the remediate agent,
+so one slow action never stalls the partition; its outcome comes back as an event on
+``responder.remediation`` (keyed by the target), where the engine decides what it means.
+A task keeps nothing the engine needs: if the worker dies, the table says the step was
+started and the timer's resume path reconciles it (``Action.reconcile(key)``) instead of
+running it blindly again.
+
+The action table is injected (``ActionProvider``): production builds the catalogue of
+``responder.actions.registry`` lazily on first use (it needs a Kubernetes client); tests
+pass their recording action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import structlog
+from pydantic import ValidationError
+
+from responder.actions.base import Action, ActionContext
+from responder.actions.params import ACTION_PARAMS
+from responder.engine.model import (
+    ActionFinished,
+    Audit,
+    CancelVerify,
+    Effect,
+    Event,
+    IndexIncident,
+    Notify,
+    RouteEntry,
+    RunAction,
+    StartVerify,
+    TargetRef,
+    VerifyFinished,
+)
+from responder.errors import ResponderError
+from responder.models.target import Target
+from responder.settings import ActionsSettings, RemediationSettings
+
+log = structlog.get_logger(__name__)
+
+ActionProvider = Callable[[], Awaitable[Mapping[str, Action]]]
+"""Returns the action table (built once, on first use)."""
+
+Send = Callable[[str, Event], Awaitable[None]]
+"""Publish an engine event on ``responder.remediation`` under a target key."""
+
+
+@dataclass
+class Outbound:
+    """Where non-engine effects go: Faust topics (``send(key=bytes, value=bytes)``)."""
+
+    notifications: Any
+    audit: Any
+    routes: Any
+
+
+def action_target(ref: TargetRef) -> Target:
+    """The runbook's validated target in the actions' model (kind names differ in case)."""
+    kind = ref.kind.lower()
+    if kind not in ("deployment", "service", "httproute", "redis", "http"):
+        kind = "deployment"  # StatefulSet & co. are acted on through their own actions' params
+    return Target.model_validate(
+        {"namespace": ref.namespace, "kind": kind, "name": ref.name, "region": ref.region}
+    )
+
+
+@dataclass
+class EffectRunner:
+    """Runs effects for one worker; tracks its own tasks so the timer can tell orphans."""
+
+    settings: RemediationSettings
+    actions_settings: ActionsSettings
+    actions: ActionProvider
+    send: Send
+    outbound: Outbound
+    _tasks: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    _prometheus: Any = None
+    _http: aiohttp.ClientSession | None = None
+
+    # --- bookkeeping used by the timer -----------------------------------------------------
+
+    def running(self, incident_id: str, kind: str) -> bool:
+        task = self._tasks.get((incident_id, kind))
+        return task is not None and not task.done()
+
+    def _spawn(self, incident_id: str, kind: str, coro: Awaitable[None]) -> None:
+        old = self._tasks.get((incident_id, kind))
+        if old is not None and not old.done() and kind == "verify":
+            old.cancel()
+        task = asyncio.ensure_future(coro)
+        self._tasks[(incident_id, kind)] = task
+        task.add_done_callback(lambda t: self._forget(incident_id, kind, t))
+
+    def _forget(self, incident_id: str, kind: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get((incident_id, kind)) is task:
+            del self._tasks[(incident_id, kind)]
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "remediation.task_failed",
+                incident_id=incident_id,
+                kind=kind,
+                error=repr(task.exception()),
+            )
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+
+    # --- dispatch ------------------------------------------------------------------------------
+
+    async def execute(self, target_key: str, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, RunAction):
+                self._spawn(effect.incident_id, "action", self._run_action(target_key, effect))
+            elif isinstance(effect, StartVerify):
+                self._spawn(effect.incident_id, "verify", self._verify(target_key, effect))
+            elif isinstance(effect, CancelVerify):
+                task = self._tasks.get((effect.incident_id, "verify"))
+                if task is not None:
+                    task.cancel()
+            elif isinstance(effect, Notify):
+                n = effect.notification
+                await self.outbound.notifications.send(
+                    key=n.incident_id.encode(), value=n.model_dump_json().encode()
+                )
+            elif isinstance(effect, Audit):
+                e = effect.event
+                await self.outbound.audit.send(
+                    key=e.incident_key.encode(), value=e.model_dump_json().encode()
+                )
+            elif isinstance(effect, IndexIncident):
+                entry = RouteEntry(incident_id=effect.incident_id, target_key=effect.target_key)
+                await self.outbound.routes.send(
+                    key=effect.incident_id.encode(), value=entry.model_dump_json().encode()
+                )
+
+    # --- actions ---------------------------------------------------------------------------------
+
+    async def _run_action(self, target_key: str, effect: RunAction) -> None:
+        ok, detail, result, reconciled = await self._attempt(effect)
+        log.info(
+            "remediation.action_finished",
+            incident_id=effect.incident_id,
+            action=effect.action,
+            key=effect.key,
+            ok=ok,
+            reconciled=reconciled,
+        )
+        await self.send(
+            target_key,
+            ActionFinished(
+                incident_id=effect.incident_id,
+                step=effect.step,
+                attempt=effect.attempt,
+                ok=ok,
+                detail=detail[:1000],
+                result=result,
+                reconciled=reconciled,
+            ),
+        )
+
+    async def _attempt(self, effect: RunAction) -> tuple[bool, str, dict[str, Any] | None, bool]:
+        table = await self.actions()
+        action = table.get(effect.action)
+        if action is None:
+            return False, f"no action {effect.action!r} in this worker's catalogue", None, False
+        model = ACTION_PARAMS.get(effect.action)
+        try:
+            params = model.model_validate(effect.params) if model is not None else effect.params
+            target = action_target(effect.target)
+        except (ValidationError, ValueError) as exc:
+            return False, f"invalid parameters or target: {exc}", None, False
+        timeout = max(effect.timeout_s, 0.001)
+        ctx = ActionContext(
+            incident_id=effect.incident_id,
+            step=effect.step,
+            attempt=effect.attempt,
+            dry_run=effect.dry_run,
+            deadline=time.monotonic() + timeout,
+            logger=log.bind(incident_id=effect.incident_id, action=effect.action, key=effect.key),
+        )
+        try:
+            if effect.reconcile:
+                happened = await asyncio.wait_for(action.reconcile(ctx, target, ctx.key), timeout)
+                if happened:
+                    return True, f"reconciled: {ctx.key} had taken effect", None, True
+            result = await asyncio.wait_for(action.run(ctx, target, params), timeout)
+        except TimeoutError:
+            return False, f"timed out after {timeout:.1f}s", None, False
+        except ResponderError as exc:
+            return False, f"{type(exc).__name__}: {exc}", None, False
+        except Exception as exc:  # an action bug must not kill the worker; it fails the step
+            log.exception("remediation.action_crashed", action=effect.action, key=effect.key)
+            return False, f"action failed unexpectedly: {exc!r}", None, False
+        return True, result.detail or "done", result.model_dump(mode="json"), False
+
+    # --- verifications ---------------------------------------------------------------------------
+
+    async def _verify(self, target_key: str, effect: StartVerify) -> None:
+        """Poll until the check holds (report ok) or the window ends (the engine's deadline fails it)."""
+        detail = ""
+        while True:
+            try:
+                ok, detail = await self._check(effect)
+            except Exception as exc:  # noqa: BLE001 - a failing check is "not yet", never a crash
+                ok, detail = False, f"check failed: {exc!r}"
+            if ok:
+                await self.send(
+                    target_key,
+                    VerifyFinished(
+                        incident_id=effect.incident_id,
+                        step=effect.step,
+                        attempt=effect.attempt,
+                        ok=True,
+                        detail=detail[:1000],
+                    ),
+                )
+                return
+            left = (effect.until - datetime.now(UTC)).total_seconds()
+            if left <= 0:
+                log.info(
+                    "remediation.verify_window_over", incident_id=effect.incident_id, detail=detail
+                )
+                return
+            await asyncio.sleep(min(effect.every_s, left))
+
+    async def _check(self, effect: StartVerify) -> tuple[bool, str]:
+        timeout = self.settings.query_timeout_s
+        if effect.kind == "promql":
+            assert effect.promql is not None
+            result = await asyncio.wait_for(
+                asyncio.to_thread(self._query, effect.promql, timeout), timeout + 1
+            )
+            return bool(result), f"{len(result)} series satisfy the query"
+        base = self.actions_settings.http_base_urls.get(effect.http_base or "")
+        if base is None:
+            return False, f"http base {effect.http_base!r} is not configured"
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(trust_env=False)
+        url = base.rstrip("/") + "/" + (effect.http_path or "").lstrip("/")
+        async with self._http.get(
+            url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
+        ) as response:
+            return response.status in effect.http_expect, f"HTTP {response.status}"
+
+    def _query(self, query: str, timeout: float) -> list[Any]:
+        if self._prometheus is None:
+            from prometheus_api_client import PrometheusConnect
+
+            self._prometheus = PrometheusConnect(url=self.settings.prometheus_url, disable_ssl=True)
+        result = self._prometheus.custom_query(
+            query, params={"timeout": f"{timeout}s"}, timeout=timeout
+        )
+        return list(result) if isinstance(result, list) else []

@@ -1,0 +1,170 @@
+"""The deadline timer: finds due deadlines in the local ``remediation`` partitions and reports them.
+
+Deadlines are data in the table (step timeout, verify window, cooldown wait, next
+escalation level), so nothing is lost when a worker dies: the worker that takes the
+partition over finds them on its first scan and reports every one that fell due while
+nobody owned it. The timer never changes the table itself (Faust writes tables only from
+inside a stream event); it publishes ``DeadlineDue`` onto ``responder.remediation`` under
+the target key, and the engine acts at most once: it ignores a deadline that has moved or
+already fired.
+
+The same scan finds *orphans*: a step recorded as running or verifying that has no task
+in this worker (its worker died) for longer than ``resume_grace_s``; it publishes
+``Resume`` once, and the engine reconciles the action or restarts the verification.
+
+Between full scans (every ``rescan_interval_s``, and at once after a rebalance) the
+remediate agent keeps an in-memory index up to date with each record it writes, so a
+tick costs a pass over small tuples rather than parsing every record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from responder.engine.model import (
+    DeadlineDue,
+    DeadlineKind,
+    Event,
+    Resume,
+    Stage,
+    TargetState,
+)
+
+log = structlog.get_logger(__name__)
+
+REPUBLISH_AFTER_S = 2.0
+"""A deadline reported but still due this long after is reported again (lost or ignored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    incident_id: str
+    kind: DeadlineKind
+    due: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    incident_id: str
+    stage: Stage
+    step: int
+    attempt: int
+    task_kind: str  # "action" or "verify"
+
+
+@dataclass(slots=True)
+class _Entry:
+    dues: tuple[_Due, ...]
+    inflight: tuple[_InFlight, ...]
+
+
+def _entry(state: TargetState) -> _Entry:
+    dues: list[_Due] = []
+    inflight: list[_InFlight] = []
+    for run in state.runs.values():
+        if run.stage_due is not None:
+            dues.append(_Due(run.id, DeadlineKind.STAGE, run.stage_due))
+        if run.escalation_due is not None:
+            dues.append(_Due(run.id, DeadlineKind.ESCALATION, run.escalation_due))
+        if run.stage is Stage.RUNNING:
+            inflight.append(_InFlight(run.id, run.stage, run.step, run.attempt, "action"))
+        elif run.stage is Stage.VERIFYING:
+            inflight.append(_InFlight(run.id, run.stage, run.step, run.attempt, "verify"))
+    return _Entry(tuple(dues), tuple(inflight))
+
+
+@dataclass
+class DeadlineScanner:
+    table: Any  # faust.Table[bytes, bytes]
+    send: Callable[[str, Event], Awaitable[None]]
+    running: Callable[[str, str], bool]
+    """(incident id, "action"|"verify") -> whether this worker has that task."""
+    clock: Callable[[], datetime]
+    rescan_interval_s: float
+    resume_grace_s: float
+    _index: dict[str, _Entry] = field(default_factory=dict)
+    _published: dict[_Due, float] = field(default_factory=dict)
+    _orphan_since: dict[_InFlight, float] = field(default_factory=dict)
+    _resumed: set[_InFlight] = field(default_factory=set)
+    _next_scan: float = 0.0
+
+    def update(self, key: str, state: TargetState) -> None:
+        """The agent wrote ``state`` for ``key``."""
+        entry = _entry(state)
+        if entry.dues or entry.inflight:
+            self._index[key] = entry
+        else:
+            self._index.pop(key, None)
+
+    def invalidate(self) -> None:
+        """Partitions moved: forget what may not be ours any more, rescan on the next tick."""
+        self._index.clear()
+        self._orphan_since.clear()
+        self._next_scan = 0.0
+
+    def rescan(self) -> None:
+        index: dict[str, _Entry] = {}
+        for raw_key, raw_value in list(self.table.items()):
+            try:
+                state = TargetState.model_validate_json(raw_value)
+            except ValidationError:
+                log.error("remediation.bad_record", key=raw_key)
+                continue
+            entry = _entry(state)
+            if entry.dues or entry.inflight:
+                index[raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)] = entry
+        self._index = index
+
+    async def tick(self) -> None:
+        mono = time.monotonic()
+        if mono >= self._next_scan:
+            self.rescan()
+            self._next_scan = mono + self.rescan_interval_s
+        now = self.clock()
+        live: set[_InFlight] = set()
+        for key, entry in list(self._index.items()):
+            for due in entry.dues:
+                if due.due > now:
+                    continue
+                sent = self._published.get(due)
+                if sent is not None and mono - sent < REPUBLISH_AFTER_S:
+                    continue
+                self._published[due] = mono
+                await self.send(
+                    key, DeadlineDue(incident_id=due.incident_id, kind=due.kind, due=due.due)
+                )
+            for flight in entry.inflight:
+                live.add(flight)
+                if flight in self._resumed or self.running(flight.incident_id, flight.task_kind):
+                    self._orphan_since.pop(flight, None)
+                    continue
+                since = self._orphan_since.setdefault(flight, mono)
+                if mono - since >= self.resume_grace_s:
+                    self._resumed.add(flight)
+                    log.warning(
+                        "remediation.resume",
+                        target=key,
+                        incident_id=flight.incident_id,
+                        stage=flight.stage,
+                    )
+                    await self.send(
+                        key,
+                        Resume(
+                            incident_id=flight.incident_id,
+                            step=flight.step,
+                            attempt=flight.attempt,
+                            stage=flight.stage,
+                        ),
+                    )
+        # Bounded memory: forget what no longer exists.
+        for stale in [d for d, at in self._published.items() if mono - at > 60.0]:
+            del self._published[stale]
+        self._orphan_since = {f: t for f, t in self._orphan_since.items() if f in live}
+        self._resumed &= live

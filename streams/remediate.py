@@ -1,0 +1,293 @@
+"""Remediation on Faust: the router, the command router, the remediate agent and the deadline timer.
+
+- ``remediation-router`` re-keys triage's transitions (``responder.incidents``, keyed by
+  incident key) onto ``responder.remediation`` keyed by *target*, resolving runbook and
+  target from the incident's labels with the loaded runbook set.
+- ``remediation-commands`` consumes ``responder.commands`` and ``remediation-routes``
+  (both keyed by incident id, so co-partitioned): route entries fill the local
+  ``incident-routes`` table, commands are looked up there and forwarded to the target.
+- ``remediate`` (concurrency 1: faust-streaming issue 606) is the only writer of the
+  ``remediation`` table: read the target's record, ``decide``, store the new record,
+  flush the producer when an action is about to start (so the ledger entry "started" is
+  on the broker before the action can act), then carry out the effects.
+- a timer reports due deadlines and orphaned steps (``streams.escalation``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import faust
+import structlog
+from pydantic import ValidationError
+
+from responder.actions.base import Action
+from responder.engine.machine import EngineConfig, decide
+from responder.engine.model import EVENT_ADAPTER, Event, RouteEntry, RunAction, TargetState
+from responder.engine.routing import Routed, command_event, route_transition
+from responder.engine.topics import (
+    COMMANDS,
+    NOTIFICATIONS,
+    REMEDIATION,
+    REMEDIATION_TABLE,
+    ROUTES,
+    ROUTES_TABLE,
+)
+from responder.models.commands import Command
+from responder.models.incidents import AuditEvent, IncidentTransition
+from responder.models.topics import topic_name
+from responder.runbooks.catalog import RunbookSet
+from responder.runbooks.loader import load_directory
+from responder.runbooks.models import Runbook
+from responder.settings import Settings
+from streams.effects import ActionProvider, EffectRunner, Outbound
+from streams.escalation import DeadlineScanner
+
+if TYPE_CHECKING:
+    from streams.app import ResponderStreams
+
+log = structlog.get_logger(__name__)
+
+RAW_SCHEMA: Any = faust.Schema(
+    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+"""Keys are target keys or incident ids; values the engine's pydantic JSON."""
+
+
+class RunbookSource:
+    """The runbook set in use; ``replace`` swaps it atomically (hot reload hooks in here)."""
+
+    def __init__(self, runbooks: RunbookSet) -> None:
+        self.current = runbooks
+
+    def lookup(self, runbook_id: str) -> Runbook | None:
+        return self.current.by_id.get(runbook_id)
+
+    def replace(self, runbooks: RunbookSet) -> None:
+        self.current = runbooks
+
+    @classmethod
+    def from_directory(cls, directory: str) -> RunbookSource:
+        result = load_directory(directory)
+        if result.runbooks is None:
+            # A worker without runbooks still triages; remediation waits for a valid set.
+            log.error(
+                "remediation.runbooks_invalid",
+                directory=directory,
+                errors=[str(e) for e in result.errors][:50],
+            )
+            return cls(RunbookSet.of(()))
+        log.info("remediation.runbooks_loaded", directory=directory, count=len(result.runbooks))
+        return cls(result.runbooks)
+
+
+def production_actions(settings: Settings) -> ActionProvider:
+    """The built-in catalogue, built on first use (it needs a Kubernetes client)."""
+    built: dict[str, Action] = {}
+    lock = asyncio.Lock()
+
+    async def provide() -> Mapping[str, Action]:
+        async with lock:
+            if not built:
+                from kubernetes_asyncio import client, config
+
+                from responder.actions.registry import ActionDeps, build_actions
+
+                try:
+                    config.load_incluster_config()  # type: ignore[no-untyped-call]
+                except config.ConfigException:
+                    await config.load_kube_config()
+                deps = ActionDeps.build(settings.actions, client.ApiClient())
+                built.update(build_actions(deps))
+        return built
+
+    return provide
+
+
+@dataclass
+class RemediationRuntime:
+    """What the remediation wiring takes from outside: injectable for tests and benches."""
+
+    actions: ActionProvider | None = None
+    runbooks: RunbookSource | None = None
+
+
+@dataclass
+class RemediationStreams:
+    remediation: Any
+    commands: Any
+    routes: Any
+    notifications: Any
+    table: Any
+    routes_table: Any
+    runner: EffectRunner
+    scanner: DeadlineScanner
+    runbooks: RunbookSource
+
+
+def register_remediation(
+    streams: ResponderStreams, settings: Settings, runtime: RemediationRuntime | None = None
+) -> RemediationStreams:
+    """Declare remediation's topics and tables on the app and attach its agents and timer."""
+    runtime = runtime or RemediationRuntime()
+    app, kafka, conf = streams.app, settings.kafka, settings.remediation
+
+    def topic(*names: str) -> Any:
+        return app.topic(
+            *(topic_name(kafka.topic_prefix, n) for n in names),
+            partitions=kafka.partitions,
+            schema=RAW_SCHEMA,
+        )
+
+    def table(name: str, help_text: str) -> Any:
+        return app.Table(
+            name, partitions=kafka.partitions, key_type=bytes, value_type=bytes, help=help_text
+        )
+
+    remediation = topic(REMEDIATION)
+    commands_in = topic(COMMANDS, ROUTES)
+    routes = topic(ROUTES)
+    notifications = topic(NOTIFICATIONS)
+    commands = topic(COMMANDS)
+    state_table = table(
+        REMEDIATION_TABLE, "Target key -> TargetState JSON (responder.engine.model)."
+    )
+    routes_table = table(ROUTES_TABLE, "Incident id -> target key.")
+    runbooks = runtime.runbooks or RunbookSource.from_directory(conf.runbooks_dir)
+    engine_config = EngineConfig(global_dry_run=conf.dry_run)
+
+    async def send(key: str, event: Event) -> None:
+        await remediation.send(key=key.encode(), value=event.model_dump_json().encode())
+
+    runner = EffectRunner(
+        settings=conf,
+        actions_settings=settings.actions,
+        actions=runtime.actions or production_actions(settings),
+        send=send,
+        outbound=Outbound(notifications=notifications, audit=streams.audit, routes=routes),
+    )
+    scanner = DeadlineScanner(
+        table=state_table,
+        send=send,
+        running=runner.running,
+        clock=streams.clock,
+        rescan_interval_s=conf.rescan_interval_s,
+        resume_grace_s=conf.resume_grace_s,
+    )
+    routes_name = topic_name(kafka.topic_prefix, ROUTES)
+
+    async def route_incidents(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                transition = IncidentTransition.model_validate_json(event.value)
+            except ValidationError as exc:
+                log.error("remediation.invalid_transition", error=str(exc))
+                continue
+            routed = route_transition(transition, runbooks.current)
+            if not isinstance(routed, Routed):
+                log.info(
+                    "remediation.unrouted", incident_id=transition.incident_id, reason=routed.reason
+                )
+                continue
+            await send(routed.key, routed.event)
+
+    async def route_commands(stream: Any) -> None:
+        async for event in stream.events():
+            if event.message.topic == routes_name:
+                try:
+                    entry = RouteEntry.model_validate_json(event.value)
+                except ValidationError as exc:
+                    log.error("remediation.invalid_route", error=str(exc))
+                    continue
+                routes_table[entry.incident_id.encode()] = entry.target_key.encode()
+                continue
+            await _forward_command(event.value)
+
+    async def _forward_command(value: bytes) -> None:
+        try:
+            command = Command.model_validate_json(value)
+        except ValidationError as exc:
+            log.error("remediation.invalid_command", error=str(exc))
+            return
+        received = command_event(command)
+        if received is None:
+            return  # run / silence: not remediation's
+        target_key = routes_table.get(received.incident_id.encode())
+        if target_key is None:
+            log.warning("remediation.command_unknown_incident", incident_id=received.incident_id)
+            audit = AuditEvent(
+                kind="remediation.command_unknown_incident",
+                incident_id=received.incident_id,
+                incident_key="",
+                at=streams.clock(),
+                data={"command": command.kind.value, "actor": received.actor},
+            )
+            await streams.audit.send(key=b"", value=audit.model_dump_json().encode())
+            return
+        await send(target_key.decode(), received)
+
+    async def remediate(stream: Any) -> None:
+        async for event in stream.events():
+            await _remediate_one(event.key, event.value)
+
+    async def _remediate_one(raw_key: bytes, value: bytes) -> None:
+        try:
+            engine_event = EVENT_ADAPTER.validate_json(value)
+        except ValidationError as exc:
+            log.error("remediation.invalid_event", key=raw_key, error=str(exc))
+            return
+        key = raw_key.decode()
+        stored = state_table.get(raw_key)
+        state = TargetState.model_validate_json(stored) if stored is not None else None
+        decision = decide(
+            state,
+            engine_event,
+            target_key=key,
+            runbooks=runbooks.lookup,
+            now=streams.clock(),
+            config=engine_config,
+        )
+        if decision.changed:
+            state_table[raw_key] = decision.state.model_dump_json().encode()
+            scanner.update(key, decision.state)
+        if any(isinstance(e, RunAction) for e in decision.effects):
+            # The ledger entry "started" reaches the broker before the action may act.
+            await app.producer.flush()
+        await runner.execute(key, decision.effects)
+
+    app.agent(streams.incidents, name="remediation-router", concurrency=1)(route_incidents)
+    app.agent(commands_in, name="remediation-commands", concurrency=1)(route_commands)
+    app.agent(remediation, name="remediate", concurrency=1)(remediate)
+
+    async def deadlines(*_: Any) -> None:
+        try:
+            await scanner.tick()
+        except Exception:  # a bad tick must not stop the timer: log it, try again next tick
+            log.exception("remediation.timer_failed")
+
+    app.timer(conf.timer_interval_s, name="remediation-deadlines")(deadlines)
+
+    async def _moved(*_: Any, **__: Any) -> None:
+        scanner.invalidate()
+
+    app.on_partitions_revoked.connect(_moved)
+    app.on_partitions_assigned.connect(_moved)
+
+    async def _stop(*_: Any, **__: Any) -> None:
+        await runner.stop()
+
+    app.on_before_shutdown.connect(_stop)
+    return RemediationStreams(
+        remediation=remediation,
+        commands=commands,
+        routes=routes,
+        notifications=notifications,
+        table=state_table,
+        routes_table=routes_table,
+        runner=runner,
+        scanner=scanner,
+        runbooks=runbooks,
+    )

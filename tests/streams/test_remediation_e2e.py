@@ -1,0 +1,313 @@
+"""Remediation end to end on the real broker: alerts in, triage, router, engine, actions, verification.
+
+One real worker process (triage + remediation, with the recording action in place of the
+catalogue) runs several scenarios at once, each on its own target and runbook. Outcomes
+are observed from outside: the recording action's file (what was executed, how often),
+``responder.notifications`` (what people hear) and ``responder.audit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+from recording import Bus, RecordingWorker, ends, incident_id_of, read_log
+
+from responder.cli import main as cli
+from responder.integrations.base import IncidentPhase, Notification
+from responder.settings import (
+    ActionsSettings,
+    KafkaSettings,
+    RemediationSettings,
+    Settings,
+    WorkerSettings,
+    get_settings,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+PARTITIONS = 4
+
+RUNBOOK = """
+apiVersion: responder/v1
+id: {id}
+match: {{alertname: {alertname}}}
+target: {{namespace: "{{{{ labels.namespace }}}}", name: "{{{{ labels.service }}}}"}}
+auto_recovery: {auto}
+cooldown: 0s
+max_actions: {{count: 20, per: 1h}}
+steps:
+{steps}
+escalation:
+  after: {after}
+  chain:
+    - {{notify: slack, channel: "#{id}"}}
+    - {{notify: pagerduty, routing_key_ref: oncall, wait: 2s}}
+"""
+
+
+def step(action: str, verify: str, *, timeout: str = "20s", extra: str = "") -> str:
+    params = {
+        "cache.clear": '{pattern: "gen:*"}',
+        "model.reload": "{path: /admin/reload, port: 8080}",
+        "connections.reset": "{}",
+        "deployment.restart": "{}",
+    }[action]
+    return f"  - action: {action}\n    with: {params}\n    timeout: {timeout}\n    verify: {verify}\n{extra}"
+
+
+def http_verify(path: str, within: str = "4s") -> str:
+    return f"{{http: {{base: verify, path: {path}}}, within: {within}, every: 1s}}"
+
+
+RUNBOOKS = {
+    "happy": dict(
+        steps=step("cache.clear", http_verify("/health/happy")), auto="true", after="60s"
+    ),
+    "exhaust": dict(
+        steps=step("cache.clear", http_verify("/health/exhaust", "3s"))
+        + step("model.reload", http_verify("/health/exhaust", "3s")),
+        auto="true",
+        after="60s",
+    ),
+    "gated": dict(
+        steps=step(
+            "deployment.restart",
+            "{alert_resolved: true, within: 60s}",
+            extra="    approval: required\n",
+        ),
+        auto="false",
+        after="0s",
+    ),
+    "midstep": dict(
+        steps=step("connections.reset", http_verify("/health/midstep")), auto="true", after="60s"
+    ),
+}
+
+
+class VerifyServer:
+    """The health endpoint HTTP verifications poll; each path answers what the test says."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, int] = {}
+        self.hits: dict[str, int] = {}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        self.hits[path] = self.hits.get(path, 0) + 1
+        return web.Response(status=self.status.get(path, 503))
+
+
+@pytest.fixture
+async def verify_server() -> AsyncIterator[tuple[VerifyServer, str]]:
+    server = VerifyServer()
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield server, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def write_runbooks(directory: Path, runbooks: dict[str, dict[str, str]]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for rid, fields in runbooks.items():
+        text = RUNBOOK.format(id=rid, alertname=f"E2E{rid.capitalize()}", **fields)
+        (directory / f"{rid}.yaml").write_text(text)
+
+
+def make_settings(kafka: Any, tmp_path: Path, verify_url: str, runbooks: Path) -> Settings:
+    run = uuid.uuid4().hex[:10]
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap=kafka.bootstrap, topic_prefix=f"r{run}", partitions=PARTITIONS
+        ),
+        worker=WorkerSettings(
+            app_id=f"remediation-test-{run}",
+            store="rocksdb://",
+            data_dir=str(tmp_path / "worker-data"),
+            web_enabled=False,
+        ),
+        remediation=RemediationSettings(
+            runbooks_dir=str(runbooks),
+            timer_interval_s=0.2,
+            rescan_interval_s=1.0,
+            resume_grace_s=2.0,
+        ),
+        actions=ActionsSettings(http_base_urls={"verify": verify_url}),
+    )
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., RecordingWorker]]:
+    started: list[RecordingWorker] = []
+
+    def start(settings: Settings, **kwargs: Any) -> RecordingWorker:
+        worker = RecordingWorker(
+            settings,
+            tmp_path,
+            record=tmp_path / "actions.jsonl",
+            plan=tmp_path / "plan.json",
+            **kwargs,
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop(timeout_s=30)
+        print(f"--- {worker.log_path.name}\n{worker.log_tail()}")
+
+
+def notifications(records: list[tuple[bytes, bytes]]) -> list[Notification]:
+    return [Notification.model_validate_json(value) for _, value in records]
+
+
+def labels(rid: str) -> dict[str, str]:
+    return {
+        "alertname": f"E2E{rid.capitalize()}",
+        "namespace": "musearoo",
+        "service": f"{rid}-engine",
+        "severity": "critical",
+    }
+
+
+async def test_transitions_on_the_real_broker(
+    kafka: Any,
+    tmp_path: Path,
+    verify_server: tuple[VerifyServer, str],
+    workers: Callable[..., RecordingWorker],
+) -> None:
+    server, url = verify_server
+    write_runbooks(tmp_path / "runbooks", RUNBOOKS)
+    settings = make_settings(kafka, tmp_path, url, tmp_path / "runbooks")
+    (tmp_path / "plan.json").write_text(json.dumps({"connections.reset": {"delay_s": 5}}))
+    server.status["/health/happy"] = 200
+    bus = Bus(settings)
+    await bus.start()
+    try:
+        workers(settings)
+        happy = await bus.fire(labels("happy"))
+        exhaust = await bus.fire(labels("exhaust"))
+        gated = await bus.fire(labels("gated"))
+        midstep = await bus.fire(labels("midstep"))
+        ids = {
+            name: incident_id_of(ev)
+            for name, ev in (
+                ("happy", happy),
+                ("exhaust", exhaust),
+                ("gated", gated),
+                ("midstep", midstep),
+            )
+        }
+        record = tmp_path / "actions.jsonl"
+
+        # Resolution during a step: the alert resolves while connections.reset runs.
+        await wait_for(
+            lambda: any(
+                r["incident"] == ids["midstep"] and r["event"] == "begin" for r in read_log(record)
+            ),
+            90,
+        )
+        await bus.fire(labels("midstep"), firing=False)
+
+        # Approval of the gated step, through the CLI, once the incident waits for it.
+        def phases(records: list[tuple[bytes, bytes]], incident: str) -> list[IncidentPhase]:
+            return [n.phase for n in notifications(records) if n.incident_id == incident]
+
+        await bus.read(
+            "notifications",
+            until=lambda r: IncidentPhase.AWAITING_APPROVAL in phases(r, ids["gated"]),
+            timeout_s=60,
+        )
+        get_settings.cache_clear()
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli,
+            ["incidents", "approve", ids["gated"], "--actor", "alice"],
+            env=cli_env(settings),
+        )
+        get_settings.cache_clear()
+        assert result.exit_code == 0, result.output
+        await wait_for(
+            lambda: any(
+                r["incident"] == ids["gated"] and r["event"] == "end" for r in read_log(record)
+            ),
+            60,
+        )
+        await bus.fire(labels("gated"), firing=False)
+
+        def done(records: list[tuple[bytes, bytes]]) -> bool:
+            return all(
+                IncidentPhase.RESOLVED in phases(records, ids[n])
+                for n in ("happy", "gated", "midstep")
+            ) and (
+                len([p for p in phases(records, ids["exhaust"]) if p is IncidentPhase.ESCALATED])
+                >= 2
+            )
+
+        records = await bus.read("notifications", until=done, timeout_s=90)
+        assert done(records), [
+            (n.incident_id[:8], n.phase, n.event) for n in notifications(records)
+        ]
+    finally:
+        await bus.stop()
+
+    executed = ends(record)
+    per_key: dict[str, int] = {}
+    for r in executed:
+        per_key[r["key"]] = per_key.get(r["key"], 0) + 1
+    assert all(count == 1 for count in per_key.values()), per_key
+    by_incident = {
+        name: sorted((r["step"], r["action"]) for r in executed if r["incident"] == i)
+        for name, i in ids.items()
+    }
+    assert by_incident["happy"] == [(0, "cache.clear")]
+    assert by_incident["exhaust"] == [(0, "cache.clear"), (1, "model.reload")]
+    assert by_incident["gated"] == [(0, "deployment.restart")]
+    notes = notifications(records)
+    gated_notes = [n for n in notes if n.incident_id == ids["gated"]]
+    # No auto-recovery: escalated at once, before anything ran.
+    assert gated_notes[0].phase in (IncidentPhase.ESCALATED, IncidentPhase.AWAITING_APPROVAL)
+    assert any(n.actor == "alice" for n in gated_notes)
+    exhaust_escalations = [
+        n for n in notes if n.incident_id == ids["exhaust"] and n.phase is IncidentPhase.ESCALATED
+    ]
+    assert exhaust_escalations[0].slack_channel == "#exhaust"
+    assert exhaust_escalations[1].pagerduty_service == "oncall"
+    midstep_resolved = [
+        n for n in notes if n.incident_id == ids["midstep"] and n.phase is IncidentPhase.RESOLVED
+    ]
+    assert "alert resolved" in midstep_resolved[0].event
+    assert server.hits.get("/health/midstep", 0) == 0  # never verified: resolved mid-step
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {
+        "RESPONDER_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "RESPONDER_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "RESPONDER_WORKER__APP_ID": settings.worker.app_id,
+    }
+
+
+async def wait_for(
+    predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(interval_s)  # polling interval, bounded by the deadline
