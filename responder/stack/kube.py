@@ -49,6 +49,12 @@ KUBE_VERSION = "v1.36.3"
 """What deploy/local/kube builds; the binaries report it as their version."""
 
 DEFAULT_BUILD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "local" / "kube"
+DEFAULT_MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+
+RESPONDER_NAMESPACE = "responder"
+RESPONDER_SERVICE_ACCOUNT = "responder"
+WORKLOAD_NAMESPACE = "musearoo"
+"""Where the seed runbooks' targets live; deploy/k8s/rbac.yaml binds the responder here."""
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 """Nodes carrying this annotation (value ``fake``) are the ones kwok manages."""
@@ -91,6 +97,10 @@ class KubeOptions:
     CI disk makes every write wait; never use this store for anything kept."""
     build_dir: Path = DEFAULT_BUILD_DIR
     """deploy/local/kube: the Go modules and build.sh."""
+    manifests_dir: Path = DEFAULT_MANIFESTS_DIR
+    """deploy/k8s: its namespace.yaml and rbac.yaml are applied, as an operator would."""
+    responder_token_duration: str = "24h"  # noqa: S105 - a duration, not a secret
+    """Lifetime of the TokenRequest token in the responder's kubeconfig; `stack up` renews it."""
     cache_dir: Path | None = None
     """Binaries and Go caches (None: build.sh's default, ~/.cache/musearoo-responder/kube)."""
     build_timeout_s: float = 3600.0
@@ -725,29 +735,73 @@ class KubeControlPlane:
     def node_names(self) -> list[str]:
         return [f"kwok-node-{i}" for i in range(self.options.nodes)]
 
+    @property
+    def responder_kubeconfig(self) -> Path:
+        """Kubeconfig of serviceaccount responder/responder (a TokenRequest token)."""
+        return self.home / "kubeconfig" / "responder.kubeconfig"
+
     def bootstrap(self, progress: Progress = quiet) -> None:
-        """Register kwok's nodes and install the Gateway API CRDs (idempotent)."""
-        manifests = self.home / "bootstrap"
-        manifests.mkdir(exist_ok=True)
-        nodes = manifests / "nodes.json"
+        """Register kwok's nodes, install the Gateway API CRDs, apply the responder's
+        namespace and RBAC from deploy/k8s, and write its kubeconfig (idempotent)."""
+        generated = self.home / "bootstrap"
+        generated.mkdir(exist_ok=True)
+        nodes = generated / "nodes.json"
         nodes.write_text(json.dumps(self._nodes_manifest(), indent=2))
-        self.kubectl("apply", "--server-side", "--field-manager=musearoo-stack", "-f", str(nodes))
-        crds = self.bin_dir / "crds" / "gateway-api"
-        self.kubectl("apply", "--server-side", "--field-manager=musearoo-stack", "-f", str(crds))
+        workloads = generated / "namespaces.json"
+        workloads.write_text(
+            json.dumps(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WORKLOAD_NAMESPACE}}
+            )
+        )
+        # Server-side apply: the Gateway API CRDs are too large for the annotation that
+        # client-side apply keeps.
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=musearoo-stack",
+            *("-f", str(nodes)),
+            *("-f", str(self.bin_dir / "crds" / "gateway-api")),
+            *("-f", str(workloads)),
+        )
+        # The project's own manifests the way its README tells an operator to apply them
+        # (plain `kubectl apply`), namespace first.
+        manifests = self.options.manifests_dir
+        self.kubectl(
+            "apply",
+            *("-f", str(manifests / "namespace.yaml")),
+            *("-f", str(manifests / "rbac.yaml")),
+        )
         self.kubectl(
             "wait",
-            "--for=condition=Established",
             "--timeout=60s",
+            "--for=condition=Established",
             "crd/httproutes.gateway.networking.k8s.io",
             "crd/gateways.gateway.networking.k8s.io",
         )
         self.kubectl(
             "wait",
-            "--for=condition=Ready",
             "--timeout=60s",
+            "--for=condition=Ready",
             *(f"node/{name}" for name in self.node_names()),
         )
-        progress(f"kube: {self.options.nodes} kwok node(s) Ready, Gateway API CRDs installed")
+        token = self.kubectl(
+            "create",
+            "token",
+            RESPONDER_SERVICE_ACCOUNT,
+            f"--namespace={RESPONDER_NAMESPACE}",
+            f"--duration={self.options.responder_token_duration}",
+        ).strip()
+        self.kubeconfig_for_token(
+            "responder",
+            f"system:serviceaccount:{RESPONDER_NAMESPACE}:{RESPONDER_SERVICE_ACCOUNT}",
+            token,
+        )
+        progress(
+            f"kube: {self.options.nodes} kwok node(s) Ready, Gateway API CRDs installed; "
+            f"kubeconfigs: admin {self.admin_kubeconfig}, "
+            f"serviceaccount {RESPONDER_NAMESPACE}/{RESPONDER_SERVICE_ACCOUNT} "
+            f"{self.responder_kubeconfig}"
+        )
 
     def _nodes_manifest(self) -> dict[str, object]:
         pods = ipaddress.ip_network(self.options.pod_cidr)

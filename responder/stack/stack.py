@@ -18,6 +18,7 @@ from responder.errors import ConfigError, PermanentError, ResponderError
 from responder.settings import Settings
 from responder.stack.alertmanager import Alertmanager
 from responder.stack.kafka import Kafka
+from responder.stack.kube import kube_service
 from responder.stack.prometheus import INGEST_JOB, Prometheus
 from responder.stack.redis import Redis
 from responder.stack.service import Progress, Service, ServiceStatus, quiet
@@ -118,6 +119,9 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("redis", _redis, "Redis (the cache actions clear)"),
     ServiceSpec("alertmanager", _alertmanager, "Alertmanager, routing to the ingest webhook"),
     ServiceSpec("prometheus", _prometheus, "Prometheus, scraping ingest /metrics"),
+    ServiceSpec(
+        "kube", kube_service, "Kubernetes control plane: etcd, apiserver, controllers, kwok nodes"
+    ),
 ]
 
 

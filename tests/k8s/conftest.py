@@ -19,7 +19,6 @@ from kubernetes_asyncio.config import new_client_from_config
 from responder.stack.kube import KubeControlPlane, KubeOptions, KubePorts
 
 from .support import (
-    MANIFESTS,
     RESPONDER_NAMESPACE,
     RESPONDER_SA,
     responder_token,
@@ -34,12 +33,9 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCont
         tmp_path_factory.mktemp("kube"), KubeOptions(ports=KubePorts.free(), nodes=2)
     )
     try:
+        # start() applies deploy/k8s/namespace.yaml and rbac.yaml, as an operator would,
+        # with the RoleBinding in namespace musearoo.
         plane.start()
-        # The responder's own namespace, its ServiceAccounts and roles, for real, as an
-        # operator would apply them; the shipped RoleBinding needs namespace musearoo.
-        plane.kubectl("create", "namespace", "musearoo")
-        plane.kubectl("apply", "-f", str(MANIFESTS / "namespace.yaml"))
-        plane.kubectl("apply", "-f", str(MANIFESTS / "rbac.yaml"))
         yield plane
     finally:
         plane.stop()

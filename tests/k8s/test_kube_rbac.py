@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio.config import new_client_from_config
 
 from responder.stack.kube import KubeControlPlane
 
@@ -158,3 +159,24 @@ async def test_can_i_list_as_the_responder_matches_rbac_yaml(
 
     assert {resource for resource, _ in elsewhere} == EVERYONE
     assert where_bound - elsewhere == rbac_rules()
+
+
+async def test_the_stack_writes_a_working_kubeconfig_for_the_responder(
+    control_plane: KubeControlPlane, admin_api: k8s.ApiClient
+) -> None:
+    """The kubeconfig `responder stack up` hands the worker: TokenRequest token, bound in
+    namespace musearoo by the shipped RoleBinding, nowhere else."""
+    name = f"web-{secrets.token_hex(3)}"
+    await k8s.AppsV1Api(admin_api).create_namespaced_deployment("musearoo", web(name))
+    api = await new_client_from_config(config_file=str(control_plane.responder_kubeconfig))
+    try:
+        apps = k8s.AppsV1Api(api)
+        await apps.patch_namespaced_deployment_scale(name, "musearoo", {"spec": {"replicas": 2}})
+        who = await k8s.AuthenticationV1Api(api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+        assert who.status.user_info.username == "system:serviceaccount:responder:responder"
+        assert await status_of(apps.list_namespaced_deployment("default")) == 403
+    finally:
+        await api.close()
+        await k8s.AppsV1Api(admin_api).delete_namespaced_deployment(name, "musearoo")
