@@ -187,7 +187,11 @@ def explain_alert(
         out["escalation"] = _escalation(runbook, opened, at_once="invalid target")
         return out
     assert isinstance(resolution, Matched)
-    out["result"] = "matched"
+    out["result"] = (
+        "matched"
+        if alert.status != "resolved"
+        else "matched, resolved alert: it resolves the open incident with this key, no step runs"
+    )
     out["target"] = {
         "namespace": resolution.target.namespace,
         "kind": resolution.target.kind,

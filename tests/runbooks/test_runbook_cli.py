@@ -185,3 +185,16 @@ def test_each_shipped_example_alert_explains_to_its_runbook() -> None:
         report = json.loads(out)
         assert report["result"] == "matched"
         assert report["runbook"]["id"] == path.stem
+
+
+def test_explain_a_resolved_alert(tmp_path: Path) -> None:
+    alert = {**PAYLOAD["alerts"][0], "status": "resolved"}
+    alert_file = tmp_path / "alert.json"
+    alert_file.write_text(json.dumps(alert))
+    code, out, _ = _run("runbooks", "explain", "--json", "--dir", str(SEED_DIR), str(alert_file))
+    assert code == 0
+    report = json.loads(out)
+    assert report["result"] == (
+        "matched, resolved alert: it resolves the open incident with this key, no step runs"
+    )
+    assert report["incident_key"] == "high_generation_latency:musearoo/melody-engine"
