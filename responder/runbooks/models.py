@@ -348,10 +348,20 @@ class Step(_Strict):
             value = {}
         return model.model_validate(value)
 
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise PydanticCustomError("timeout", "must be more than 0s")
+        return value
+
     @property
     def effective_verify(self) -> Verify:
         """Without ``verify`` a step has worked when the alert resolves within its timeout."""
-        return self.verify or Verify(alert_resolved=True, within=self.timeout)
+        if self.verify is not None:
+            return self.verify
+        every = min(timedelta(seconds=15), self.timeout)
+        return Verify(alert_resolved=True, within=self.timeout, every=every)
 
     def label(self, index: int) -> str:
         return self.name or f"{index + 1}-{self.action}"

@@ -125,6 +125,18 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         ["rb.yaml:11:3 escalation.after: '5d' is not a duration such as 30s, 5m, 1h or 1h30m"],
     ),
     (
+        "zero timeout",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    timeout: 0s\n",
+        ["rb.yaml:10:5 steps[0].timeout: must be more than 0s"],
+    ),
+    (
+        "verify window shorter than its interval",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify: {alert_resolved: true, within: 10s}\n",
+        ["rb.yaml:10:5 steps[0].verify: within must be > 0s and ≥ every"],
+    ),
+    (
         "bad PromQL",
         "  - action: deployment.restart\n",
         "  - action: deployment.restart\n    verify: {promql: 'rate(x[5m]'}\n",
