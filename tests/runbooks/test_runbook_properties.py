@@ -3,14 +3,17 @@ value, however crafted, becomes an unchecked Kubernetes name or rewrites a PromQ
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import promql_parser
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from runbook_support import MINIMAL
 
 from responder.runbooks.catalog import RunbookSet
+from responder.runbooks.loader import load_text
 from responder.runbooks.models import Runbook
 from responder.runbooks.promql import PromQLRenderError, parse_promql_template, render_promql
 from responder.runbooks.resolve import InvalidTarget, Matched, NoMatch, resolve
@@ -209,3 +212,64 @@ def test_label_values_stay_string_literals_in_promql(namespace: str, engine: str
     promql_parser.walk(expr, visit)
     assert seen == {"namespace": namespace, "engine": engine}
     assert isinstance(expr, promql_parser.BinaryExpr)
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.sampled_from(["5m", "x", "#a", "{{ labels.a }}"]),
+)
+yaml_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "match",
+                    "steps",
+                    "with",
+                    "action",
+                    "verify",
+                    "promql",
+                    "chain",
+                    "notify",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(
+    document=st.dictionaries(
+        st.sampled_from(["apiVersion", "id", "match", "target", "steps", "escalation", "bogus"]),
+        yaml_values,
+    )
+)
+def test_the_loader_reports_and_never_crashes_on_any_structure(document: dict[str, Any]) -> None:
+    text = json.dumps(document)  # JSON is YAML
+    runbook, _tree, errors = load_text(text, "fuzz.yaml")
+    assert (runbook is None) == bool(errors)
+    for error in errors:
+        assert error.line >= 1
+        assert error.column >= 1
+        assert str(error).startswith("fuzz.yaml:")
+
+
+@settings(max_examples=300)
+@given(
+    cut=st.integers(0, len(MINIMAL)),
+    insert=st.sampled_from(["", ":", "- ", "{", "  ", "\t", "'", "&a ", "*a"]),
+)
+def test_the_loader_survives_any_edit_of_a_valid_runbook(cut: int, insert: str) -> None:
+    text = MINIMAL[:cut] + insert + MINIMAL[cut:]
+    runbook, _tree, errors = load_text(text, "edit.yaml")
+    assert (runbook is None) == bool(errors)
