@@ -12,6 +12,11 @@ builds or reuses the binaries, writes a CA, serving certificates, service-accoun
 signing keys, static tokens and one kubeconfig per identity, starts the processes in
 order on 127.0.0.1, then registers the fake nodes and installs the Gateway API CRDs.
 Every address it hands out, pod IPs included, is on the loopback range.
+
+One consequence, by the API server's own validation: EndpointSlices (and Endpoints)
+refuse loopback addresses, so the endpointslice controller cannot publish kwok's pods
+behind a Service here. Code that needs "the ready pods behind a Service" on this
+control plane reads the Pods (``actions.endpoint_source: pods``).
 """
 
 from __future__ import annotations

@@ -27,15 +27,24 @@ from .support import (
 
 
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeControlPlane]:
+def control_plane(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[KubeControlPlane]:
     """A ready control plane (etcd, apiserver, controller-manager, scheduler, kwok)."""
     plane = KubeControlPlane(
         tmp_path_factory.mktemp("kube"), KubeOptions(ports=KubePorts.free(), nodes=2)
     )
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(message: str) -> None:
+        # The first build on a fresh machine takes minutes: say so past output capture.
+        if reporter is not None and "[kube-build" in message:
+            reporter.write_line(message)
+
     try:
         # start() applies deploy/k8s/namespace.yaml and rbac.yaml, as an operator would,
         # with the RoleBinding in namespace musearoo.
-        plane.start()
+        plane.start(progress)
         yield plane
     finally:
         plane.stop()
