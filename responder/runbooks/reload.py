@@ -27,6 +27,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from responder.errors import ConfigError
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.loader import SUFFIXES, RunbookError, load_directory
+from responder.runbooks.models import Runbook
 
 __all__ = ["ReloadMetrics", "ReloadOutcome", "RunbookStore"]
 
@@ -101,6 +102,10 @@ class RunbookStore:
         if self._current is None:
             raise ConfigError(f"runbooks in {self.directory} were never loaded")
         return self._current
+
+    def lookup(self, runbook_id: str) -> Runbook | None:
+        """The active set's runbook with this id (what the engine resolves incidents against)."""
+        return self.current.by_id.get(runbook_id)
 
     def load_initial(self) -> RunbookSet:
         """First load at start-up: any error is fatal (ConfigError listing all of them)."""

@@ -78,6 +78,9 @@ def test_a_bad_file_keeps_the_old_set(store: RunbookStore, runbook_dir: Path) ->
     assert store.reload().status == "applied"
     assert sorted(store.current.by_id) == ["good", "minimal"]
     assert store.current.matcher.match({"alertname": "Good"}) is not None
+    good = store.lookup("good")
+    assert good is not None
+    assert good.id == "good"
     assert store.reload().status == "unchanged"
     assert _sample(registry, "responder_runbook_reloads_total", outcome="applied") == 1
     assert _sample(registry, "responder_runbook_reloads_total", outcome="unchanged") == 1
