@@ -17,12 +17,12 @@ def main(log_format: str, log_level: str) -> None:
 
 # Subcommands are registered here, one line each, so `responder --help` and this
 # file agree on what exists.
-from responder.cli.serve import serve  # noqa: E402
-from responder.cli.runbooks import runbooks  # noqa: E402
-from responder.cli.stack import stack  # noqa: E402
-from responder.cli.worker import worker  # noqa: E402
 from responder.cli.actions import actions  # noqa: E402
 from responder.cli.incidents import incidents  # noqa: E402
+from responder.cli.runbooks import runbooks  # noqa: E402
+from responder.cli.serve import serve  # noqa: E402
+from responder.cli.stack import stack  # noqa: E402
+from responder.cli.worker import worker  # noqa: E402
 
 main.add_command(serve)
 main.add_command(worker)
