@@ -58,9 +58,7 @@ class ConnectionsReset:
         found = await earlier_record(self._kube, ctx, target, ctx.key)
         if found is not None:
             return repeat_result(found, ctx, started)
-        addresses = await ready_addresses(self._kube, ctx, service)
-        for address in addresses:
-            self._guards.check_endpoint(address)
+        addresses = await ready_addresses(self._kube, self._guards, ctx, service)
         if ctx.dry_run:
             return ActionResult(
                 action=self.name,

@@ -24,14 +24,25 @@ from responder.models.target import Target
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-async def ready_addresses(kube: Kube, ctx: ActionContext, target: Target) -> list[str]:
-    """Addresses of the ready pods behind Service ``target.name`` (deduplicated, sorted).
+async def ready_addresses(
+    kube: Kube, guards: Guards, ctx: ActionContext, target: Target
+) -> list[str]:
+    """Addresses of the ready pods behind Service ``target.name`` (deduplicated, sorted), each
+    checked against ``actions.allowed_endpoint_networks`` (so a dry run refuses them too).
 
     From the Service's EndpointSlices, or, with ``actions.endpoint_source: pods``, from the
     Ready Pods its selector matches (see the setting for why both exist).
     """
     if kube.settings.endpoint_source == "pods":
-        return await _ready_pod_addresses(kube, ctx, target)
+        addresses = await _ready_pod_addresses(kube, ctx, target)
+    else:
+        addresses = await _ready_slice_addresses(kube, ctx, target)
+    for address in addresses:
+        guards.check_endpoint(address)
+    return addresses
+
+
+async def _ready_slice_addresses(kube: Kube, ctx: ActionContext, target: Target) -> list[str]:
     listing = await kube.call(
         ctx,
         Operation("list", "endpointslices.discovery.k8s.io", target.namespace),
@@ -92,7 +103,10 @@ async def post_to_all(
     body: Any,
     concurrency: int,
 ) -> list[dict[str, Any]]:
-    """POST ``body`` to ``path`` on each address (all checked first), ``concurrency`` at a time.
+    """POST ``body`` to ``path`` on each address, ``concurrency`` at a time.
+
+    Every address is checked against the allowed networks again here, the last step
+    before the network, before any request is sent.
 
     Returns one record per address: its URL, status or error, and tries.
     """

@@ -65,9 +65,7 @@ class ModelReload:
         found = await earlier_record(self._kube, ctx, target, ctx.key)
         if found is not None:
             return repeat_result(found, ctx, started)
-        addresses = await ready_addresses(self._kube, ctx, service)
-        for address in addresses:
-            self._guards.check_endpoint(address)
+        addresses = await ready_addresses(self._kube, self._guards, ctx, service)
         if not addresses:
             raise TemporaryError(f"model.reload: no ready endpoints behind {service}")
         body = {"variant": params.variant} if params.variant else {}
