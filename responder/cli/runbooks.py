@@ -17,7 +17,8 @@ import click
 
 from responder.errors import ConfigError
 from responder.runbooks.explain import explain_alert, parse_alerts, render_text
-from responder.runbooks.loader import RunbookError, load_directory
+from responder.runbooks.loader import LoadResult, RunbookError, load_directory
+from responder.runbooks.rules import check_against_rules
 
 __all__ = ["runbooks"]
 
@@ -48,9 +49,20 @@ def runbooks() -> None:
     show_default=True,
     help="github: workflow annotations on the changed lines; json: for other tools.",
 )
-def validate(directory: Path, output: str) -> None:
+@click.option(
+    "--rules",
+    "rules_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also check that every runbook's alertname is fired by a rule in this directory.",
+)
+def validate(directory: Path, output: str, rules_dir: Path | None) -> None:
     """Load every runbook of DIRECTORY (default: runbooks) as the daemon would."""
     result = load_directory(directory)
+    if result.runbooks is not None and rules_dir is not None:
+        rule_errors = check_against_rules(result.runbooks, rules_dir)
+        if rule_errors:
+            result = LoadResult(None, tuple(rule_errors))
     if output == "json":
         click.echo(
             json.dumps(

@@ -198,3 +198,20 @@ def test_explain_a_resolved_alert(tmp_path: Path) -> None:
         "matched, resolved alert: it resolves the open incident with this key, no step runs"
     )
     assert report["incident_key"] == "high_generation_latency:musearoo/melody-engine"
+
+
+def test_validate_against_the_alert_rules(tmp_path: Path) -> None:
+    rules_dir = SEED_DIR.parent / "deploy" / "prometheus" / "rules"
+    code, _, _ = _run("runbooks", "validate", "--rules", str(rules_dir), str(SEED_DIR))
+    assert code == 0
+    renamed = tmp_path / "rules"
+    renamed.mkdir()
+    (renamed / "musearoo.yml").write_text(
+        (rules_dir / "musearoo.yml").read_text().replace("EngineHealthLow", "EngineHealthPoor")
+    )
+    code, out, _ = _run("runbooks", "validate", "--rules", str(renamed), str(SEED_DIR))
+    assert code == 1
+    assert out == (
+        f"{SEED_DIR}/ai_model_failure.yaml:8:3 match.alertname: no alert rule in {renamed} "
+        "fires 'EngineHealthLow'\n"
+    )
