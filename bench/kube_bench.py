@@ -123,7 +123,6 @@ def readyz_round_trips(plane: KubeControlPlane, count: int = 50) -> list[float]:
     for _ in range(count):
         began = time.monotonic()
         status, _ = _get(
-            "127.0.0.1",
             plane.options.ports.apiserver,
             "/readyz",
             ca_cert=plane.pki.ca_cert,
