@@ -10,62 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from click.testing import CliRunner
-from recording import Bus, RecordingWorker, ends, incident_id_of, read_log
+from recording import (
+    Bus,
+    RecordingWorker,
+    VerifyServer,
+    ends,
+    http_verify,
+    incident_id_of,
+    make_settings,
+    notifications,
+    read_log,
+    step,
+    verify_server,  # noqa: F401 - fixture
+    wait_for,
+    workers,  # noqa: F401 - fixture
+    write_runbooks,
+)
 
 from responder.cli import main as cli
-from responder.integrations.base import IncidentPhase, Notification
+from responder.integrations.base import IncidentPhase
 from responder.settings import (
-    ActionsSettings,
-    KafkaSettings,
-    RemediationSettings,
     Settings,
-    WorkerSettings,
     get_settings,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 PARTITIONS = 4
-
-RUNBOOK = """
-apiVersion: responder/v1
-id: {id}
-match: {{alertname: {alertname}}}
-target: {{namespace: "{{{{ labels.namespace }}}}", name: "{{{{ labels.service }}}}"}}
-auto_recovery: {auto}
-cooldown: 0s
-max_actions: {{count: 20, per: 1h}}
-steps:
-{steps}
-escalation:
-  after: {after}
-  chain:
-    - {{notify: slack, channel: "#{id}"}}
-    - {{notify: pagerduty, routing_key_ref: oncall, wait: 2s}}
-"""
-
-
-def step(action: str, verify: str, *, timeout: str = "20s", extra: str = "") -> str:
-    params = {
-        "cache.clear": '{pattern: "gen:*"}',
-        "model.reload": "{path: /admin/reload, port: 8080}",
-        "connections.reset": "{}",
-        "deployment.restart": "{}",
-    }[action]
-    return f"  - action: {action}\n    with: {params}\n    timeout: {timeout}\n    verify: {verify}\n{extra}"
-
-
-def http_verify(path: str, within: str = "4s") -> str:
-    return f"{{http: {{base: verify, path: {path}}}, within: {within}, every: 1s}}"
-
 
 RUNBOOKS = {
     "happy": dict(
@@ -92,89 +69,6 @@ RUNBOOKS = {
 }
 
 
-class VerifyServer:
-    """The health endpoint HTTP verifications poll; each path answers what the test says."""
-
-    def __init__(self) -> None:
-        self.status: dict[str, int] = {}
-        self.hits: dict[str, int] = {}
-
-    async def handle(self, request: web.Request) -> web.Response:
-        path = request.path
-        self.hits[path] = self.hits.get(path, 0) + 1
-        return web.Response(status=self.status.get(path, 503))
-
-
-@pytest.fixture
-async def verify_server() -> AsyncIterator[tuple[VerifyServer, str]]:
-    server = VerifyServer()
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield server, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-def write_runbooks(directory: Path, runbooks: dict[str, dict[str, str]]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for rid, fields in runbooks.items():
-        text = RUNBOOK.format(id=rid, alertname=f"E2E{rid.capitalize()}", **fields)
-        (directory / f"{rid}.yaml").write_text(text)
-
-
-def make_settings(kafka: Any, tmp_path: Path, verify_url: str, runbooks: Path) -> Settings:
-    run = uuid.uuid4().hex[:10]
-    return Settings(
-        kafka=KafkaSettings(
-            bootstrap=kafka.bootstrap, topic_prefix=f"r{run}", partitions=PARTITIONS
-        ),
-        worker=WorkerSettings(
-            app_id=f"remediation-test-{run}",
-            store="rocksdb://",
-            data_dir=str(tmp_path / "worker-data"),
-            web_enabled=False,
-        ),
-        remediation=RemediationSettings(
-            runbooks_dir=str(runbooks),
-            timer_interval_s=0.2,
-            rescan_interval_s=1.0,
-            resume_grace_s=2.0,
-        ),
-        actions=ActionsSettings(http_base_urls={"verify": verify_url}),
-    )
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., RecordingWorker]]:
-    started: list[RecordingWorker] = []
-
-    def start(settings: Settings, **kwargs: Any) -> RecordingWorker:
-        worker = RecordingWorker(
-            settings,
-            tmp_path,
-            record=tmp_path / "actions.jsonl",
-            plan=tmp_path / "plan.json",
-            **kwargs,
-        )
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop(timeout_s=30)
-        print(f"--- {worker.log_path.name}\n{worker.log_tail()}")
-
-
-def notifications(records: list[tuple[bytes, bytes]]) -> list[Notification]:
-    return [Notification.model_validate_json(value) for _, value in records]
-
-
 def labels(rid: str) -> dict[str, str]:
     return {
         "alertname": f"E2E{rid.capitalize()}",
@@ -187,8 +81,8 @@ def labels(rid: str) -> dict[str, str]:
 async def test_transitions_on_the_real_broker(
     kafka: Any,
     tmp_path: Path,
-    verify_server: tuple[VerifyServer, str],
-    workers: Callable[..., RecordingWorker],
+    verify_server: tuple[VerifyServer, str],  # noqa: F811 - the fixture
+    workers: Callable[..., RecordingWorker],  # noqa: F811 - the fixture
 ) -> None:
     server, url = verify_server
     write_runbooks(tmp_path / "runbooks", RUNBOOKS)
@@ -300,14 +194,3 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "RESPONDER_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
         "RESPONDER_WORKER__APP_ID": settings.worker.app_id,
     }
-
-
-async def wait_for(
-    predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        await asyncio.sleep(interval_s)  # polling interval, bounded by the deadline
