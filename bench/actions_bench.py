@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -112,6 +113,12 @@ class Pinger:
         return samples
 
 
+def spikes(events: list[Any]) -> str:
+    """LATENCY LATEST rows as 'event=max_ms, ...' ('none' when Redis saw nothing slow)."""
+    rows = [f"{e[0].decode() if isinstance(e[0], bytes) else e[0]}={e[3]}" for e in events]
+    return ", ".join(rows) or "none"
+
+
 def latency_summary(name: str, samples: list[float]) -> str:
     over = sum(1 for s in samples if s > 10)
     return (
@@ -177,10 +184,16 @@ async def clear_million(url: str, port: int, keys: int, batch: int) -> list[str]
     settings = ActionsSettings(allowed_namespaces=["bench"], redis_urls={"default": url})
     cache = CacheClear(settings, Guards.from_settings(settings), RetryPolicy(3, 0.05, 0.5))
     await client.config_resetstat()
+    # Redis records every event slower than this (ms) in LATENCY LATEST: the server-side
+    # answer to "was there a spike above 10 ms", free of client scheduling noise.
+    await client.config_set("latency-monitor-threshold", 5)
+    await client.execute_command("LATENCY", "RESET")
 
     idle = Pinger(port)
     await asyncio.sleep(2.0)  # the baseline window: Redis idle, same run
     baseline = idle.stop()
+    idle_events = await client.execute_command("LATENCY", "LATEST")
+    await client.execute_command("LATENCY", "RESET")
 
     busy = Pinger(port)
     await asyncio.sleep(0.2)
@@ -193,6 +206,7 @@ async def clear_million(url: str, port: int, keys: int, batch: int) -> list[str]
     elapsed = time.perf_counter() - start
     during = busy.stop()
 
+    events = await client.execute_command("LATENCY", "LATEST")
     stats = await client.info("latencystats")
     commands = await client.info("commandstats")
     left = await client.dbsize()
@@ -219,6 +233,10 @@ async def clear_million(url: str, port: int, keys: int, batch: int) -> list[str]
         server("scan"),
         server("unlink"),
         server("ping"),
+        f"Redis events > 5 ms (LATENCY LATEST, event=max ms): idle baseline {spikes(idle_events)}; "
+        f"during clear {spikes(events)}",
+        f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        f"on {os.cpu_count()} CPUs",
     ]
 
 
