@@ -248,28 +248,37 @@ class Pki:
                 return token
         raise PermanentError(f"kube: no token for {user} in {self.tokens}")
 
+    @property
+    def front_proxy_ca_cert(self) -> Path:
+        """CA of the aggregation layer's request-header client (kubeadm's front-proxy-ca)."""
+        return self.dir / "front-proxy-ca.crt"
+
+    @property
+    def front_proxy_ca_key(self) -> Path:
+        return self.dir / "front-proxy-ca.key"
+
+    @property
+    def front_proxy_client_cert(self) -> Path:
+        return self.dir / "front-proxy-client.crt"
+
+    @property
+    def front_proxy_client_key(self) -> Path:
+        return self.dir / "front-proxy-client.key"
+
     def ensure(self, service_cidr: str) -> None:
         """Create what is missing; an existing CA and keys are kept so kubeconfigs stay valid."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)
-        if not (self.ca_cert.exists() and self.ca_key.exists()):
-            key = ec.generate_private_key(ec.SECP256R1())
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "musearoo-local-kube-ca")])
-            cert = (
-                _cert_builder(name, name, key.public_key(), days=3650)
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .add_extension(_key_usage(cert_sign=True), critical=True)
-                .sign(key, hashes.SHA256())
-            )
-            _write_key(self.ca_key, key)
-            self.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        if _new_ca(self.ca_cert, self.ca_key, "musearoo-local-kube-ca"):
             for leaf in (self.apiserver_cert, self.components_cert):
                 leaf.unlink(missing_ok=True)
+        if _new_ca(self.front_proxy_ca_cert, self.front_proxy_ca_key, "musearoo-front-proxy-ca"):
+            self.front_proxy_client_cert.unlink(missing_ok=True)
         first_service_ip = next(ipaddress.ip_network(service_cidr).hosts())
         if not self.apiserver_cert.exists():
-            self._issue(
-                self.apiserver_cert,
-                self.apiserver_key,
+            _issue(
+                (self.ca_cert, self.ca_key),
+                (self.apiserver_cert, self.apiserver_key),
                 "kube-apiserver",
                 dns=(
                     "localhost",
@@ -281,12 +290,19 @@ class Pki:
                 ips=("127.0.0.1", str(first_service_ip)),
             )
         if not self.components_cert.exists():
-            self._issue(
-                self.components_cert,
-                self.components_key,
+            _issue(
+                (self.ca_cert, self.ca_key),
+                (self.components_cert, self.components_key),
                 "kube-components",
                 dns=("localhost",),
                 ips=("127.0.0.1",),
+            )
+        if not self.front_proxy_client_cert.exists():
+            _issue(
+                (self.front_proxy_ca_cert, self.front_proxy_ca_key),
+                (self.front_proxy_client_cert, self.front_proxy_client_key),
+                "front-proxy-client",
+                client=True,
             )
         if not (self.sa_key.exists() and self.sa_pub.exists()):
             sa = ec.generate_private_key(ec.SECP256R1())
@@ -304,33 +320,63 @@ class Pki:
                 lines.append(f'{secrets.token_urlsafe(32)},{identity.user},{uid},"{groups}"')
             _write_private(self.tokens, ("\n".join(lines) + "\n").encode())
 
-    def _issue(
-        self, cert_path: Path, key_path: Path, cn: str, *, dns: Sequence[str], ips: Sequence[str]
-    ) -> None:
-        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-            raise PermanentError(f"kube: {self.ca_key} is not an EC key")
-        ca = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
-        key = ec.generate_private_key(ec.SECP256R1())
+
+def _new_ca(cert_path: Path, key_path: Path, cn: str) -> bool:
+    """Create a self-signed CA unless both files exist; True when one was created."""
+    if cert_path.exists() and key_path.exists():
+        return False
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cert = (
+        _cert_builder(name, name, key.public_key(), days=3650)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(key_path, key)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
+def _issue(
+    ca: tuple[Path, Path],
+    leaf: tuple[Path, Path],
+    cn: str,
+    *,
+    dns: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    client: bool = False,
+) -> None:
+    """Issue a leaf certificate: a server's (with SANs) or, with ``client``, a client's."""
+    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise PermanentError(f"kube: {ca[1]} is not an EC key")
+    ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        _cert_builder(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
+            ca_cert.subject,
+            key.public_key(),
+            days=365,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+    )
+    if client:
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH
+    else:
+        usage = ExtendedKeyUsageOID.SERVER_AUTH
         san = x509.SubjectAlternativeName(
             [x509.DNSName(name) for name in dns]
             + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         )
-        cert = (
-            _cert_builder(
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
-                ca.subject,
-                key.public_key(),
-                days=365,
-            )
-            .add_extension(san, critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(cert_sign=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write_key(key_path, key)
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        builder = builder.add_extension(san, critical=False)
+    cert = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(
+        ca_key, hashes.SHA256()
+    )
+    _write_key(leaf[1], key)
+    leaf[0].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _cert_builder(
@@ -535,6 +581,15 @@ class _Apiserver(_Part):
             f"--tls-cert-file={pki.apiserver_cert}",
             f"--tls-private-key-file={pki.apiserver_key}",
             f"--client-ca-file={pki.ca_cert}",
+            # The request-header (front proxy) CA, as kubeadm sets it: controller-manager
+            # and scheduler authenticate delegated requests against it.
+            f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
+            f"--proxy-client-key-file={pki.front_proxy_client_key}",
             f"--service-cluster-ip-range={options.service_cidr}",
             "--authorization-mode=RBAC",
             f"--service-account-issuer={self.plane.server}",

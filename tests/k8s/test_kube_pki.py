@@ -29,7 +29,15 @@ def test_pki_issues_serving_certs_signed_by_its_ca_with_loopback_names(tmp_path:
     }
     assert "kubernetes.default.svc" in san.get_values_for_type(x509.DNSName)
 
-    for secret in (pki.ca_key, pki.apiserver_key, pki.components_key, pki.sa_key, pki.tokens):
+    for secret in (
+        pki.ca_key,
+        pki.apiserver_key,
+        pki.components_key,
+        pki.front_proxy_ca_key,
+        pki.front_proxy_client_key,
+        pki.sa_key,
+        pki.tokens,
+    ):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
     assert stat.S_IMODE(pki.dir.stat().st_mode) == 0o700
 
