@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import structlog
 from pydantic import SecretStr
 
 from responder.actions.base import ActionContext
@@ -49,7 +50,9 @@ async def test_request_sent_with_secret_header_and_idempotency_key(
     action: HttpRequest, recorder: Any, make_ctx: Callable[..., ActionContext]
 ) -> None:
     ctx = make_ctx()
-    result = await action.run(ctx, TARGET, params(body={"reason": "incident"}))
+    with structlog.testing.capture_logs() as logs:
+        result = await action.run(ctx, TARGET, params(body={"reason": "incident"}))
+    assert SECRET not in repr(logs)
     assert result.changed
     assert result.after == {"status": 200}
     [sent] = recorder.requests
