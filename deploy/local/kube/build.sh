@@ -55,8 +55,13 @@ main() {
     fi
 
     tmp=$(mktemp -d "$cache/bin/.build-XXXXXX")
-    trap 'rm -rf "$tmp"' EXIT
     start=$SECONDS
+    # A cold build is minutes of silence from the go command: say every 30 s that it
+    # is still going.
+    # (sleep holds none of our output: a reader waiting for EOF is not kept waiting.)
+    (while sleep 30 </dev/null >/dev/null 2>&1; do log "still building ($((SECONDS - start)) s)"; done) &
+    heartbeat=$!
+    trap 'kill "$heartbeat" 2>/dev/null; rm -rf "$tmp"' EXIT
 
     # The version the binaries report (kubectl's skew check and /version read it), set
     # as Kubernetes' own hack/lib/version.sh does.
@@ -97,6 +102,7 @@ main() {
         cat "$kwok_dir/kustomize/stage/$stage.yaml"
     done >"$tmp/kwok-stages.yaml"
 
+    kill "$heartbeat" 2>/dev/null || true
     rm -rf "$out"
     mv "$tmp" "$out"
     trap - EXIT
