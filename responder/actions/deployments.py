@@ -15,6 +15,7 @@ import asyncio
 import copy
 import json
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from responder.actions.base import (
@@ -85,6 +86,40 @@ class _DeploymentAction:
     async def reconcile(self, ctx: ActionContext, target: Target, key: str) -> bool | None:
         self._guards.check_target(target)
         return applied(await self._read(ctx, target), key) is not None
+
+    async def _apply(
+        self,
+        ctx: ActionContext,
+        target: Target,
+        decide: Callable[[Obj], Awaitable[tuple[ActionResult, Obj | list[Obj], str]]],
+        *,
+        wait: bool,
+        started: float,
+    ) -> ActionResult:
+        """Read, answer a repeat with the earlier result, else patch what ``decide`` says
+        (result, body, content type) in one write; retried whole on 409; then ``_finish``."""
+
+        async def attempt() -> tuple[ActionResult, Obj]:
+            dep = await self._read(ctx, target)
+            earlier = applied(dep, ctx.key)
+            if earlier is not None:
+                return repeat_result(earlier, ctx, started), dep
+            result, body, content_type = await decide(dep)
+            patched = await self._kube.call(
+                ctx,
+                _patch(target),
+                self._kube.apps.patch_namespaced_deployment,
+                target.name,
+                target.namespace,
+                body,
+                _content_type=content_type,
+                **dry_run_arg(ctx),
+            )
+            result.data = {"patch": body}
+            return result, patched
+
+        result, dep = await self._kube.retrying(ctx, f"{self.name} {target}", attempt)
+        return await self._finish(ctx, target, result, dep, wait=wait, started=started)
 
     async def _finish(
         self,
@@ -159,11 +194,7 @@ class DeploymentRestart(_DeploymentAction):
         target = _as_deployment(target)
         self._guards.check_target(target)
 
-        async def attempt() -> tuple[ActionResult, Obj]:
-            dep = await self._read(ctx, target)
-            earlier = applied(dep, ctx.key)
-            if earlier is not None:
-                return repeat_result(earlier, ctx, started), dep
+        async def decide(dep: Obj) -> tuple[ActionResult, Obj | list[Obj], str]:
             at = ctx.utc_iso()
             template_annotations = (dep["spec"]["template"].get("metadata") or {}).get(
                 "annotations"
@@ -186,21 +217,9 @@ class DeploymentRestart(_DeploymentAction):
                 },
                 "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}},
             }
-            patched = await self._kube.call(
-                ctx,
-                _patch(target),
-                self._kube.apps.patch_namespaced_deployment,
-                target.name,
-                target.namespace,
-                body,
-                _content_type=MERGE_PATCH,
-                **dry_run_arg(ctx),
-            )
-            result.data = {"patch": body}
-            return result, patched
+            return result, body, MERGE_PATCH
 
-        result, dep = await self._kube.retrying(ctx, f"{self.name} {target}", attempt)
-        return await self._finish(ctx, target, result, dep, wait=params.wait, started=started)
+        return await self._apply(ctx, target, decide, wait=params.wait, started=started)
 
 
 class DeploymentScale(_DeploymentAction):
@@ -409,11 +428,7 @@ class DeploymentRollback(_DeploymentAction):
         target = _as_deployment(target)
         self._guards.check_target(target)
 
-        async def attempt() -> tuple[ActionResult, Obj]:
-            dep = await self._read(ctx, target)
-            earlier = applied(dep, ctx.key)
-            if earlier is not None:
-                return repeat_result(earlier, ctx, started), dep
+        async def decide(dep: Obj) -> tuple[ActionResult, Obj | list[Obj], str]:
             current_rev, previous = await self._previous(ctx, target, dep, params.to_revision)
             template = copy.deepcopy(previous["spec"]["template"])
             (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
@@ -448,21 +463,9 @@ class DeploymentRollback(_DeploymentAction):
                         "value": {LAST_ACTION_ANNOTATION: record_value(result)},
                     }
                 )
-            patched = await self._kube.call(
-                ctx,
-                _patch(target),
-                self._kube.apps.patch_namespaced_deployment,
-                target.name,
-                target.namespace,
-                body,
-                _content_type=JSON_PATCH,
-                **dry_run_arg(ctx),
-            )
-            result.data = {"patch": body}
-            return result, patched
+            return result, body, JSON_PATCH
 
-        result, dep = await self._kube.retrying(ctx, f"{self.name} {target}", attempt)
-        return await self._finish(ctx, target, result, dep, wait=params.wait, started=started)
+        return await self._apply(ctx, target, decide, wait=params.wait, started=started)
 
     async def _previous(
         self, ctx: ActionContext, target: Target, dep: Obj, to_revision: int | None
