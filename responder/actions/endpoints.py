@@ -121,7 +121,13 @@ async def post_to_all(
             nonlocal tries
             tries += 1
             return await http.send(
-                ctx, "POST", url, json_body=body, expect=frozenset(range(200, 300)), what=url
+                ctx,
+                "POST",
+                url,
+                headers={"Idempotency-Key": ctx.key},
+                json_body=body,
+                expect=frozenset(range(200, 300)),
+                what=url,
             )
 
         try:

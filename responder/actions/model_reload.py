@@ -4,6 +4,10 @@ A reload endpoint is faster and gentler than a restart (no cold start, no lost
 connections), so it is the default; ``restart: true`` in the runbook rolls the
 Deployment of the same name instead. Each pod's answer is kept in the result,
 and the key is recorded on the Service so a repeat is a no-op.
+
+The pods are those behind the Service named like the target (the seed runbooks target the
+Deployment ``<engine>-engine``, served by a Service of the same name, as is the convention);
+every address is checked against ``actions.allowed_endpoint_networks`` before any call.
 """
 
 from __future__ import annotations
