@@ -8,10 +8,11 @@ import re
 
 import pytest
 import yaml
+from kubernetes_asyncio import client as k8s
 
 from responder.stack.kube import KubeControlPlane
 
-from .support import MANIFESTS
+from .support import MANIFESTS, eventually
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -67,3 +68,37 @@ async def test_the_worker_alone_mounts_an_api_token() -> None:
         "responder-ingest": ("responder-ingest", False),
         "responder-worker": ("responder", True),
     }
+
+
+async def test_shipped_deployments_run_under_restricted_pod_security(
+    control_plane: KubeControlPlane, admin_api: k8s.ApiClient
+) -> None:
+    """Applied for real: Pod Security "restricted" admits the pods the ReplicaSets create
+    (enforced at pod creation, which a dry run of a Deployment never reaches), selectors
+    match, and both Deployments roll out on the kwok nodes."""
+    files = [str(MANIFESTS / name) for name in ("ingest.yaml", "worker.yaml", "pdb.yaml")]
+    apply = [arg for path in files for arg in ("-f", path)]
+    await asyncio.to_thread(control_plane.kubectl, "apply", *apply)
+    apps = k8s.AppsV1Api(admin_api)
+    try:
+        for name in ("responder-ingest", "responder-worker"):
+
+            async def rolled_out(name: str = name) -> k8s.V1Deployment | None:
+                dep = await apps.read_namespaced_deployment(name, "responder")
+                want = dep.spec.replicas
+                done = dep.status.available_replicas == want and dep.status.updated_replicas == want
+                return dep if done else None
+
+            await eventually(rolled_out, what=f"{name} rolled out")
+
+        async def budgets_count_the_pods() -> bool | None:
+            pdbs = await k8s.PolicyV1Api(admin_api).list_namespaced_pod_disruption_budget(
+                "responder"
+            )
+            healthy = {pdb.metadata.name: pdb.status.current_healthy for pdb in pdbs.items}
+            assert healthy == {"responder-ingest": 2, "responder-worker": 2}, healthy
+            return True
+
+        await eventually(budgets_count_the_pods, what="PodDisruptionBudgets see the pods")
+    finally:
+        await asyncio.to_thread(control_plane.kubectl, "delete", "--wait=false", *apply)

@@ -112,6 +112,17 @@ async def test_deployment_rolls_out_to_ready_pods_and_rolls_again_on_template_ch
     dep = await eventually(second_rollout, what="second rollout")
     assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
 
+    # Without a kubelet, old pods would hang in Terminating; kwok finishes them.
+    new_set = [rs for rs in await owned_replica_sets(apps, namespace, dep) if rs.spec.replicas]
+    pod_hash = new_set[0].metadata.labels["pod-template-hash"]
+
+    async def only_new_pods() -> list[k8s.V1Pod] | None:
+        pods = (await core.list_namespaced_pod(namespace, label_selector="app=web")).items
+        hashes = {pod.metadata.labels["pod-template-hash"] for pod in pods}
+        return pods if len(pods) == 2 and hashes == {pod_hash} else None
+
+    await eventually(only_new_pods, what="old pods gone")
+
 
 async def test_pods_and_nodes_get_loopback_addresses_only(
     admin_api: k8s.ApiClient, namespace: str, control_plane: KubeControlPlane
