@@ -166,7 +166,14 @@ class ProcessService(ABC):
             )
             process.write_pid(self.pid_file, pid)
             progress(f"{self.name}: started (pid {pid}), waiting until {self.endpoint} answers")
-            self.wait_ready(began + self.start_timeout_s)
+            try:
+                self.wait_ready(began + self.start_timeout_s)
+            except BaseException:
+                # Never leave a half-started server behind (an interrupted test session,
+                # a timeout): the next start begins clean, and the error carries its log.
+                process.terminate(pid, timeout_s=self.stop_timeout_s)
+                self.pid_file.unlink(missing_ok=True)
+                raise
             progress(f"{self.name}: ready at {self.endpoint} in {time.monotonic() - began:.1f} s")
             _log.debug("stack.started", service=self.name, pid=pid, endpoint=self.endpoint)
 
