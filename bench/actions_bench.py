@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -240,12 +240,58 @@ async def clear_million(url: str, port: int, keys: int, batch: int) -> list[str]
     ]
 
 
+async def reload_times(api: Any, ns: str, actions: Mapping[str, Any], runs: int) -> list[float]:
+    """model.reload on the Deployment's (kwok) pods, each answered by an HTTP server on its IP."""
+    from kubernetes_asyncio import client as k8s
+
+    from responder.actions.params import ModelReloadParams
+
+    core = k8s.CoreV1Api(api)
+    await core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        },
+    )
+    ips: list[str] = []
+    for _ in range(300):  # kwok makes the pods Ready within a second or two
+        pods = await core.list_namespaced_pod(ns, label_selector="app=web")
+        ips = [p.status.pod_ip for p in pods.items if p.status.pod_ip]
+        if len(ips) == 2:
+            break
+        await asyncio.sleep(0.1)
+    port = free_port(ips[0])
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    runners = []
+    for ip in ips:
+        app = web.Application()
+        app.router.add_post("/reload", ok)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, ip, port).start()
+        runners.append(runner)
+    try:
+        params = ModelReloadParams(port=port)
+        return await timed(
+            runs,
+            lambda: actions["model.reload"].run(ctx(), Target(namespace=ns, name="web"), params),
+        )
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
 async def per_action_kube(runs: int) -> list[str]:
     from kubernetes_asyncio import client as k8s
     from kubernetes_asyncio.config import new_client_from_config
 
     from responder.actions.params import (
         DeploymentRestartParams,
+        DeploymentRollbackParams,
         DeploymentScaleParams,
         RegionFailbackParams,
         RegionFailoverParams,
@@ -269,7 +315,7 @@ async def per_action_kube(runs: int) -> list[str]:
                 {
                     "metadata": {"name": "web"},
                     "spec": {
-                        "replicas": 1,
+                        "replicas": 2,
                         "selector": {"matchLabels": labels},
                         "template": {
                             "metadata": {"labels": labels},
@@ -301,10 +347,13 @@ async def per_action_kube(runs: int) -> list[str]:
                     },
                 },
             )
-            settings = ActionsSettings(allowed_namespaces=[ns], max_replicas=4, rollout_poll_s=0.1)
+            settings = ActionsSettings(
+                allowed_namespaces=[ns], max_replicas=4, rollout_poll_s=0.1, endpoint_source="pods"
+            )
             deps = ActionDeps.build(settings, api)
             actions = build_actions(deps)
             target = Target(namespace=ns, name="web")
+            out.append(line("model.reload (2 pods)", await reload_times(api, ns, actions, runs)))
             out.append(
                 line(
                     "deployment.restart",
@@ -348,6 +397,17 @@ async def per_action_kube(runs: int) -> list[str]:
             for _ in range(runs):
                 fo += await timed(1, lambda: actions["region.failover"].run(ctx(), target, over))
                 fb += await timed(1, lambda: actions["region.failback"].run(ctx(), target, back))
+            out.append(
+                line(
+                    "deployment.rollback+wait",
+                    await timed(
+                        runs,
+                        lambda: actions["deployment.rollback"].run(
+                            ctx(), target, DeploymentRollbackParams(wait=True)
+                        ),
+                    ),
+                )
+            )
             out.append(line("region.failover", fo))
             out.append(line("region.failback", fb))
             await deps.close()

@@ -68,8 +68,14 @@ class ActionContext:
         return f"{self.incident_id}/{self.step}/{self.attempt}"
 
     def utc_iso(self) -> str:
-        """The clock's wall time as RFC 3339 UTC, the form ``kubectl`` writes in restartedAt."""
-        return datetime.fromtimestamp(self.clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        """The clock's wall time as RFC 3339 UTC with milliseconds, for restartedAt.
+
+        ``kubectl`` writes whole seconds; two restarts within one second would then write
+        the same template and the second would restart nothing while reporting that it
+        did, so milliseconds are kept (still valid RFC 3339).
+        """
+        at = datetime.fromtimestamp(self.clock.now(), UTC)
+        return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
     def remaining(self, cap: float) -> float:
         """Seconds left before the deadline, at most ``cap``; raises once the deadline has passed."""

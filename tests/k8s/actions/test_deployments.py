@@ -28,7 +28,7 @@ from .conftest import rolled_out
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-EXPECTED_AT = "2026-05-28T20:26:40Z"  # FixedClock's 1_780_000_000
+EXPECTED_AT = "2026-05-28T20:26:40.000Z"  # FixedClock's 1_780_000_000
 
 
 async def read(admin_api: k8s.ApiClient, namespace: str, name: str = "web") -> Any:
