@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -53,6 +54,7 @@ def up(without: tuple[str, ...], no_kube: bool) -> None:
     skip = set(without)
     if no_kube and "kube" in _NAMES:
         skip.add("kube")
+    _remember_no_kube(Path(settings.stack.root_dir), no_kube)
     began = time.monotonic()
     with _errors_as_click():
         the_stack = Stack.from_settings(settings, skip=skip)
@@ -79,9 +81,25 @@ def down() -> None:
 def status(as_json: bool) -> None:
     """Show each server's state; exit 1 unless all are ready."""
     with _errors_as_click():
-        the_stack = Stack.from_settings(get_settings())
+        settings = get_settings()
+        no_kube = (Path(settings.stack.root_dir) / _NO_KUBE_MARKER).exists()
+        the_stack = Stack.from_settings(settings, skip={"kube"} if no_kube else ())
         if not _print_status(the_stack, as_json=as_json):
             raise SystemExit(1)
+
+
+# `up --no-kube` is remembered until the next `up` without it, so `status` answers for the
+# stack that was asked for (the control plane is the one optional, heavy part).
+_NO_KUBE_MARKER = "no-kube"
+
+
+def _remember_no_kube(root: Path, no_kube: bool) -> None:
+    marker = root / _NO_KUBE_MARKER
+    if no_kube:
+        root.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
 
 
 def _print_status(the_stack: Stack, *, as_json: bool) -> bool:
