@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from responder.settings import StackSettings
+from responder.settings import Settings, StackSettings
 from responder.stack.alertmanager import Alertmanager
 from responder.stack.kafka import Kafka
-from responder.stack.process import free_port
+from responder.stack.process import free_port, free_ports
 from responder.stack.prometheus import Prometheus
 from responder.stack.redis import Redis
 from responder.stack.service import ProcessService
@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def stack_settings() -> StackSettings:
     """The stack settings of the environment (cache folder, versions, timeouts); ports unused."""
-    return StackSettings()
+    return Settings().stack
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +54,11 @@ def kafka(
     tmp_path_factory: pytest.TempPathFactory, stack_settings: StackSettings
 ) -> Iterator[Kafka]:
     """A single-node KRaft broker on free ports, for the whole session."""
+    port, controller_port = free_ports(2)
     broker = Kafka(
         tmp_path_factory.mktemp("kafka"),
-        port=free_port(),
-        controller_port=free_port(),
+        port=port,
+        controller_port=controller_port,
         cache_dir=Path(stack_settings.cache_dir),
         version=stack_settings.kafka_version,
         heap=stack_settings.kafka_heap,
