@@ -10,7 +10,8 @@ kubelets so pods are scheduled, get (loopback) IPs and turn Ready.
 ``KubeControlPlane`` is one ``Service`` of the local stack (name ``kube``). On start it
 builds or reuses the binaries, writes a CA, serving certificates, service-account
 signing keys, static tokens and one kubeconfig per identity, starts the processes in
-order on 127.0.0.1, then registers the fake nodes and installs the Gateway API CRDs.
+order on 127.0.0.1, then registers the fake nodes, installs the Gateway API CRDs and
+applies the responder's namespace and RBAC from ``deploy/k8s``.
 Every address it hands out, pod IPs included, is on the loopback range.
 
 One consequence, by the API server's own validation: EndpointSlices (and Endpoints)
@@ -29,6 +30,7 @@ import ipaddress
 import json
 import os
 import secrets
+import signal
 import ssl
 import subprocess
 import time
@@ -110,7 +112,8 @@ class KubeOptions:
     cache_dir: Path | None = None
     """Binaries and Go caches (None: build.sh's default, ~/.cache/musearoo-responder/kube)."""
     build_timeout_s: float = 3600.0
-    """A cold build on 2 shared cores takes tens of minutes; a warm one returns at once."""
+    """A cold build took ~8 min on 2 shared cores (see deploy/local/kube/README.md); a
+    cached one returns at once. The slack is for a busier CI machine."""
     start_timeout_s: float = 120.0
     stop_timeout_s: float = 20.0
 
@@ -123,6 +126,8 @@ class KubeOptions:
                     "out 127.0.0.0/8 addresses"
                 )
         pods = ipaddress.ip_network(self.pod_cidr)
+        if pods.overlaps(ipaddress.ip_network(self.service_cidr)):
+            raise ConfigError(f"kube pod_cidr {pods} overlaps service_cidr {self.service_cidr}")
         if pods.prefixlen > 24 - max(0, (self.nodes - 1).bit_length()):
             raise ConfigError(f"kube pod_cidr {pods} is too small for {self.nodes} /24 node ranges")
 
@@ -140,6 +145,7 @@ def ensure_binaries(options: KubeOptions, progress: Progress = quiet) -> Path:
         env["MUSEAROO_KUBE_CACHE"] = str(options.cache_dir)
     began = time.monotonic()
     lines: list[str] = []
+    timed_out = read_to_end = False
     with subprocess.Popen(  # noqa: S603 - our own script, no untrusted text
         [str(script)],
         cwd=options.build_dir,
@@ -148,20 +154,32 @@ def ensure_binaries(options: KubeOptions, progress: Progress = quiet) -> Path:
         stderr=subprocess.STDOUT,
         env=env,
         text=True,
+        start_new_session=True,  # its own process group: a timeout stops the go commands too
     ) as proc:
         assert proc.stdout is not None
         try:
+            # build.sh logs at least every 30 s while it builds, so this loop looks at
+            # the clock that often.
             for raw in proc.stdout:
                 line = raw.rstrip("\n")
                 lines.append(line)
                 if line.startswith("[kube-build"):
                     progress(f"kube: {line}")
                 if time.monotonic() - began > options.build_timeout_s:
+                    timed_out = True
                     break
+            else:
+                read_to_end = True
         finally:
-            if proc.poll() is None and time.monotonic() - began > options.build_timeout_s:
-                proc.kill()
+            # Timed out, or interrupted (Ctrl-C): stop the whole build, not only bash.
+            if not read_to_end and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
             rc = proc.wait()
+    if timed_out:
+        raise PermanentError(
+            f"kube: {script} took longer than {options.build_timeout_s:.0f} s and was stopped; "
+            f"last lines:\n{process.tail_text(chr(10).join(lines), 20)}"
+        )
     if rc != 0 or not lines:
         raise PermanentError(
             f"kube: {script} failed (exit {rc}):\n{process.tail_text(chr(10).join(lines), 40)}"

@@ -1,18 +1,19 @@
-"""The control plane's secrets and options, checked without starting it."""
+"""The control plane's secrets, options and build driver, checked without starting it."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import stat
+import time
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from responder.errors import ConfigError
-from responder.stack.kube import IDENTITIES, KubeOptions, Pki, write_kubeconfig
+from responder.errors import ConfigError, PermanentError
+from responder.stack.kube import IDENTITIES, KubeOptions, Pki, ensure_binaries, write_kubeconfig
 
 
 def test_pki_issues_serving_certs_signed_by_its_ca_with_loopback_names(tmp_path: Path) -> None:
@@ -98,3 +99,44 @@ def test_pod_range_must_fit_a_slash_24_per_node() -> None:
     with pytest.raises(ConfigError, match="too small"):
         KubeOptions(pod_cidr="127.64.0.0/24", nodes=2)
     KubeOptions(pod_cidr="127.64.0.0/23", nodes=2)
+
+
+def test_pod_and_service_ranges_must_not_overlap() -> None:
+    with pytest.raises(ConfigError, match="overlaps"):
+        KubeOptions(service_cidr="127.64.0.0/16", pod_cidr="127.64.0.0/16")
+
+
+def fake_build(tmp_path: Path, body: str) -> Path:
+    """A build folder whose build.sh is ``body`` (the contract: progress lines, then a path)."""
+    script = tmp_path / "build.sh"
+    script.write_text("#!/usr/bin/env bash\nset -e\n" + body)
+    script.chmod(0o755)
+    return tmp_path
+
+
+def test_a_failing_build_is_reported_with_its_output(tmp_path: Path) -> None:
+    build = fake_build(
+        tmp_path, 'echo "[kube-build 00:00:00] building"\necho "go: boom" >&2\nexit 3\n'
+    )
+    seen: list[str] = []
+    with pytest.raises(PermanentError, match=r"(?s)exit 3.*go: boom"):
+        ensure_binaries(KubeOptions(build_dir=build), seen.append)
+    assert seen == ["kube: [kube-build 00:00:00] building"]
+
+
+def test_a_build_past_its_timeout_is_stopped_with_its_children(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    build = fake_build(
+        tmp_path,
+        f"sleep 60 & echo $! > {pid_file}\n"
+        'while true; do echo "[kube-build 00:00:00] still building"; sleep 0.2; done\n',
+    )
+    began = time.monotonic()
+    with pytest.raises(PermanentError, match="took longer than"):
+        ensure_binaries(KubeOptions(build_dir=build, build_timeout_s=1.0))
+    assert time.monotonic() - began < 10
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists()
