@@ -83,6 +83,7 @@ class EffectRunner:
     send: Send
     outbound: Outbound
     _tasks: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    _action_keys: dict[str, str] = field(default_factory=dict)
     _prometheus: Any = None
     _http: aiohttp.ClientSession | None = None
 
@@ -103,6 +104,8 @@ class EffectRunner:
     def _forget(self, incident_id: str, kind: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get((incident_id, kind)) is task:
             del self._tasks[(incident_id, kind)]
+            if kind == "action":
+                self._action_keys.pop(incident_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 "remediation.task_failed",
@@ -110,6 +113,18 @@ class EffectRunner:
                 kind=kind,
                 error=repr(task.exception()),
             )
+
+    def cancel_all(self) -> int:
+        """Partitions are being revoked: stop every action and verification of this worker.
+
+        Kafka's (eager) rebalance revokes before it assigns, so cancelling here means the
+        next owner never runs a step while this worker still does; it finds the step
+        started, and reconciles it (the action's idempotency key makes a re-run safe).
+        """
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     async def stop(self) -> None:
         tasks = list(self._tasks.values())
@@ -121,9 +136,48 @@ class EffectRunner:
 
     # --- dispatch ------------------------------------------------------------------------------
 
-    async def execute(self, target_key: str, effects: list[Effect]) -> None:
+    async def publish(self, effects: list[Effect]) -> None:
+        """Send the messages among ``effects`` and return once the broker has them all.
+
+        Called before the new state is stored: if the worker dies in between, the event is
+        replayed and the messages sent again (their idempotency keys make the repeat
+        harmless); the other order could lose them.
+        """
+        pending: list[Any] = []
+        for effect in effects:
+            if isinstance(effect, Notify):
+                n = effect.notification
+                pending.append(
+                    await self.outbound.notifications.send(
+                        key=n.incident_id.encode(), value=n.model_dump_json().encode()
+                    )
+                )
+            elif isinstance(effect, Audit):
+                e = effect.event
+                pending.append(
+                    await self.outbound.audit.send(
+                        key=e.incident_key.encode(), value=e.model_dump_json().encode()
+                    )
+                )
+            elif isinstance(effect, IndexIncident):
+                entry = RouteEntry(incident_id=effect.incident_id, target_key=effect.target_key)
+                pending.append(
+                    await self.outbound.routes.send(
+                        key=effect.incident_id.encode(), value=entry.model_dump_json().encode()
+                    )
+                )
+        if pending:
+            await asyncio.gather(*pending)
+
+    def start(self, target_key: str, effects: list[Effect]) -> None:
+        """Start the actions and verifications among ``effects`` (after the state is stored)."""
         for effect in effects:
             if isinstance(effect, RunAction):
+                if self._action_keys.get(effect.incident_id) == effect.key and self.running(
+                    effect.incident_id, "action"
+                ):
+                    continue  # a second resume of the same execution: it is running here
+                self._action_keys[effect.incident_id] = effect.key
                 self._spawn(effect.incident_id, "action", self._run_action(target_key, effect))
             elif isinstance(effect, StartVerify):
                 self._spawn(effect.incident_id, "verify", self._verify(target_key, effect))
@@ -131,21 +185,6 @@ class EffectRunner:
                 task = self._tasks.get((effect.incident_id, "verify"))
                 if task is not None:
                     task.cancel()
-            elif isinstance(effect, Notify):
-                n = effect.notification
-                await self.outbound.notifications.send(
-                    key=n.incident_id.encode(), value=n.model_dump_json().encode()
-                )
-            elif isinstance(effect, Audit):
-                e = effect.event
-                await self.outbound.audit.send(
-                    key=e.incident_key.encode(), value=e.model_dump_json().encode()
-                )
-            elif isinstance(effect, IndexIncident):
-                entry = RouteEntry(incident_id=effect.incident_id, target_key=effect.target_key)
-                await self.outbound.routes.send(
-                    key=effect.incident_id.encode(), value=entry.model_dump_json().encode()
-                )
 
     # --- actions ---------------------------------------------------------------------------------
 

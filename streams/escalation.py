@@ -107,6 +107,7 @@ class DeadlineScanner:
         """Partitions moved: forget what may not be ours any more, rescan on the next tick."""
         self._index.clear()
         self._orphan_since.clear()
+        self._resumed.clear()  # tasks were cancelled on revoke: what is still ours resumes again
         self._next_scan = 0.0
 
     def rescan(self) -> None:

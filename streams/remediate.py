@@ -7,9 +7,11 @@
   (both keyed by incident id, so co-partitioned): route entries fill the local
   ``incident-routes`` table, commands are looked up there and forwarded to the target.
 - ``remediate`` (concurrency 1: faust-streaming issue 606) is the only writer of the
-  ``remediation`` table: read the target's record, ``decide``, store the new record,
-  flush the producer when an action is about to start (so the ledger entry "started" is
-  on the broker before the action can act), then carry out the effects.
+  ``remediation`` table. Per event: read the target's record, ``decide``, publish the
+  decision's messages (notifications, audit, routes) and wait for the broker, store the
+  new record and wait for its changelog record, and only then start actions and
+  verifications. A crash at any point replays the event: messages are sent again (their
+  idempotency keys absorb it) and a step recorded as started is reconciled, never lost.
 - a timer reports due deadlines and orphaned steps (``streams.escalation``).
 """
 
@@ -26,7 +28,7 @@ from pydantic import ValidationError
 
 from responder.actions.base import Action
 from responder.engine.machine import EngineConfig, decide
-from responder.engine.model import EVENT_ADAPTER, Event, RouteEntry, RunAction, TargetState
+from responder.engine.model import EVENT_ADAPTER, Event, RouteEntry, TargetState
 from responder.engine.routing import Routed, command_event, route_transition
 from responder.engine.topics import (
     COMMANDS,
@@ -55,6 +57,20 @@ RAW_SCHEMA: Any = faust.Schema(
     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
 """Keys are target keys or incident ids; values the engine's pydantic JSON."""
+
+
+async def store_durably(table: Any, key: bytes, value: bytes) -> None:
+    """``table[key] = value``, returning once the changelog record is on the broker.
+
+    Faust's ``table[key] = value`` only buffers the changelog record, and its commit
+    flushes that buffer with a 0.1 s give-up (``ProducerBuffer.flush_atmost``): an offset
+    could be committed before the state change it caused is durable. Awaiting the record
+    here, before the event is acknowledged, closes that gap; the action ledger's
+    "started" entry in particular is on the broker before the action is launched.
+    """
+    changelog = table.send_changelog(table.partition_for_key(key), key, value)
+    table.data[key] = value
+    await changelog
 
 
 class RunbookSource:
@@ -160,7 +176,8 @@ def register_remediation(
     engine_config = EngineConfig(global_dry_run=conf.dry_run)
 
     async def send(key: str, event: Event) -> None:
-        await remediation.send(key=key.encode(), value=event.model_dump_json().encode())
+        """Publish an engine event and return once the broker has it."""
+        await (await remediation.send(key=key.encode(), value=event.model_dump_json().encode()))
 
     runner = EffectRunner(
         settings=conf,
@@ -202,7 +219,9 @@ def register_remediation(
                 except ValidationError as exc:
                     log.error("remediation.invalid_route", error=str(exc))
                     continue
-                routes_table[entry.incident_id.encode()] = entry.target_key.encode()
+                await store_durably(
+                    routes_table, entry.incident_id.encode(), entry.target_key.encode()
+                )
                 continue
             await _forward_command(event.value)
 
@@ -250,13 +269,11 @@ def register_remediation(
             now=streams.clock(),
             config=engine_config,
         )
+        await runner.publish(decision.effects)
         if decision.changed:
-            state_table[raw_key] = decision.state.model_dump_json().encode()
+            await store_durably(state_table, raw_key, decision.state.model_dump_json().encode())
             scanner.update(key, decision.state)
-        if any(isinstance(e, RunAction) for e in decision.effects):
-            # The ledger entry "started" reaches the broker before the action may act.
-            await app.producer.flush()
-        await runner.execute(key, decision.effects)
+        runner.start(key, decision.effects)
 
     app.agent(streams.incidents, name="remediation-router", concurrency=1)(route_incidents)
     app.agent(commands_in, name="remediation-commands", concurrency=1)(route_commands)
@@ -270,11 +287,17 @@ def register_remediation(
 
     app.timer(conf.timer_interval_s, name="remediation-deadlines")(deadlines)
 
-    async def _moved(*_: Any, **__: Any) -> None:
+    async def _revoked(*_: Any, **__: Any) -> None:
+        cancelled = runner.cancel_all()
+        if cancelled:
+            log.warning("remediation.tasks_cancelled_on_revoke", count=cancelled)
         scanner.invalidate()
 
-    app.on_partitions_revoked.connect(_moved)
-    app.on_partitions_assigned.connect(_moved)
+    async def _assigned(*_: Any, **__: Any) -> None:
+        scanner.invalidate()
+
+    app.on_partitions_revoked.connect(_revoked)
+    app.on_partitions_assigned.connect(_assigned)
 
     async def _stop(*_: Any, **__: Any) -> None:
         await runner.stop()
