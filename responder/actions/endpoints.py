@@ -16,7 +16,7 @@ from typing import Any
 from responder.actions.base import LAST_ACTION_ANNOTATION, ActionContext
 from responder.actions.guards import Guards
 from responder.actions.http import HttpClient, gather_limited
-from responder.actions.kube import MERGE_PATCH, Kube, applied
+from responder.actions.kube import FROM_CACHE, MERGE_PATCH, Kube, applied
 from responder.actions.retry import NotFoundError, Operation, RetryPolicy, with_retries
 from responder.errors import PermanentError, ResponderError
 from responder.models.target import Target
@@ -49,6 +49,7 @@ async def _ready_slice_addresses(kube: Kube, ctx: ActionContext, target: Target)
         kube.discovery.list_namespaced_endpoint_slice,
         target.namespace,
         label_selector=f"{SERVICE_NAME_LABEL}={target.name}",
+        **FROM_CACHE,
     )
     found: set[str] = set()
     for slice_ in listing.get("items") or []:
@@ -73,6 +74,7 @@ async def _ready_pod_addresses(kube: Kube, ctx: ActionContext, target: Target) -
         kube.core.list_namespaced_pod,
         target.namespace,
         label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        **FROM_CACHE,
     )
     found: set[str] = set()
     for pod in pods.get("items") or []:

@@ -24,6 +24,14 @@ from responder.settings import ActionsSettings
 Obj = dict[str, Any]
 T = TypeVar("T")
 
+#: List from the API server's watch cache instead of a consistent read: a consistent list
+#: right after a write waits for the cache to catch up (measured 60-90 ms here, against
+#: ~1.5 ms). Only for the lists of pod addresses (pods, EndpointSlices), where a view a
+#: moment old is what any load balancer has too; the decisions that must be exact (which
+#: HPA owns a Deployment, which ReplicaSet is the previous revision, reconcile) read
+#: consistently.
+FROM_CACHE: dict[str, str] = {"resource_version": "0"}
+
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
