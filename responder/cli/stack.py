@@ -36,7 +36,7 @@ def _progress(message: str) -> None:
 
 @click.group()
 def stack() -> None:
-    """Start, stop and inspect the local Kafka, Redis, Alertmanager and Prometheus."""
+    """Start, stop and inspect the local servers: Kafka, Redis, Alertmanager, Prometheus, Kubernetes."""
 
 
 @stack.command()
