@@ -184,7 +184,12 @@ async def with_retries(
         except PermanentError:
             raise
         except (TemporaryError, *_TRANSIENT) as exc:
-            error = exc if isinstance(exc, TemporaryError) else TemporaryError(f"{what}: {exc!r}")
+            # A transport failure says nothing about when to come back: the backoff decides.
+            error = (
+                exc
+                if isinstance(exc, TemporaryError)
+                else TemporaryError(f"{what}: {exc!r}", delay=0.0)
+            )
             if attempt >= policy.attempts:
                 raise TemporaryError(
                     f"{what}: gave up after {attempt} tries: {error}", delay=error.delay

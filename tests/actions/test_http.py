@@ -146,3 +146,47 @@ async def test_server_down_is_temporary(
             await action.run(make_ctx(), TARGET, params(headers={}))
     finally:
         await http.close()
+
+
+async def test_a_hanging_server_times_out_on_every_try(
+    make_settings: Callable[..., ActionsSettings],
+    policy: RetryPolicy,
+    make_ctx: Callable[..., ActionContext],
+) -> None:
+    import asyncio
+    import time
+
+    from aiohttp import web
+
+    never = asyncio.Event()
+    hits: list[int] = []
+
+    async def hang(_: web.Request) -> web.Response:
+        hits.append(1)
+        await never.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/drain", hang)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    settings = make_settings(
+        http_base_urls={"hub": f"http://{host}:{port}"}, call_timeout_s=0.2, retry_attempts=2
+    )
+    http = HttpClient(settings)
+    try:
+        action = HttpRequest(
+            http, settings, Guards.from_settings(settings), RetryPolicy(2, 0.01, 0.05)
+        )
+        started = time.monotonic()
+        with pytest.raises(TemporaryError, match="gave up after 2 tries"):
+            await action.run(make_ctx(), TARGET, params(headers={}))
+        assert time.monotonic() - started < 2.0
+        assert len(hits) == 2
+    finally:
+        never.set()
+        await http.close()
+        await runner.cleanup()

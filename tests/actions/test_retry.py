@@ -143,3 +143,21 @@ async def test_deadline_stops_retrying(make_ctx: Callable[..., ActionContext]) -
 
     with pytest.raises(TemporaryError, match="step deadline"):
         await with_retries(ctx, limited, policy=RetryPolicy(10, 0.001, 0.002), what="t")
+
+
+def test_kubernetes_api_exception_is_classified_with_its_status_body_and_retry_after() -> None:
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from responder.actions.retry import kube_error
+
+    busy = ApiException(status=429, reason="Too Many Requests")
+    busy.headers = {"Retry-After": "3"}
+    error = kube_error(busy, OP, "serviceaccount responder/responder")
+    assert isinstance(error, TemporaryError)
+    assert error.delay == 3.0
+
+    forbidden = ApiException(status=403, reason="Forbidden")
+    forbidden.body = '{"kind":"Status","message":' + __import__("json").dumps(K8S_403) + "}"
+    assert str(kube_error(forbidden, OP, "x")) == (
+        "RBAC: serviceaccount responder/responder cannot patch deployments.apps in namespace payments"
+    )
