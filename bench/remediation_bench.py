@@ -365,7 +365,7 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
         print(f"worker RSS peak {max(m for _, m in trend):.0f} MB")
 
 
-async def main() -> None:  # noqa: ASYNC240 - start-up only
+async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -387,7 +387,7 @@ async def main() -> None:  # noqa: ASYNC240 - start-up only
             home / "kafka",
             port=free_port(),
             controller_port=free_port(),
-            cache_dir=Path(stack.cache_dir).expanduser(),
+            cache_dir=Path(stack.cache_dir).expanduser(),  # noqa: ASYNC240 - start-up only
             version=stack.kafka_version,
             heap=stack.kafka_heap,
             start_timeout_s=stack.start_timeout_s,

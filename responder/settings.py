@@ -477,6 +477,18 @@ class RemediationSettings(BaseModel):
         description="Seconds between full scans of the local table partitions (after a "
         "rebalance the scan runs at once); between them an in-memory index is used.",
     )
+    batch_max: int = Field(
+        256,
+        ge=1,
+        description="Events the remediate agent decides per batch: a batch costs two broker "
+        "round trips (messages, then state) however large it is.",
+    )
+    batch_within_s: float = Field(
+        0.005,
+        gt=0,
+        description="Seconds a batch waits to fill before it is processed: the latency added "
+        "at low load.",
+    )
     resume_grace_s: float = Field(
         3.0,
         gt=0,

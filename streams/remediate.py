@@ -18,16 +18,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import faust
 import structlog
+from faust.streams import _current_event
 from pydantic import ValidationError
 
 from responder.actions.base import Action
-from responder.engine.machine import EngineConfig, decide
+from responder.engine.machine import Decision, EngineConfig, decide
 from responder.engine.model import EVENT_ADAPTER, Event, RouteEntry, TargetState
 from responder.engine.routing import Routed, command_event, route_transition
 from responder.engine.topics import (
@@ -59,18 +62,36 @@ RAW_SCHEMA: Any = faust.Schema(
 """Keys are target keys or incident ids; values the engine's pydantic JSON."""
 
 
-async def store_durably(table: Any, key: bytes, value: bytes) -> None:
-    """``table[key] = value``, returning once the changelog record is on the broker.
+@contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event (tables pick the partition of a key from it).
+
+    Inside a ``take_events`` batch, Faust's current event is whichever came last; a table
+    read or write for an earlier event of the batch must name that event's partition.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def store(table: Any, key: bytes, value: bytes) -> Any:
+    """``table[key] = value`` for the current event; returns the changelog record's future.
 
     Faust's ``table[key] = value`` only buffers the changelog record, and its commit
     flushes that buffer with a 0.1 s give-up (``ProducerBuffer.flush_atmost``): an offset
-    could be committed before the state change it caused is durable. Awaiting the record
-    here, before the event is acknowledged, closes that gap; the action ledger's
-    "started" entry in particular is on the broker before the action is launched.
+    could be committed before the state change it caused is durable. Awaiting this future
+    before the event is acknowledged closes that gap; the action ledger's "started" entry
+    in particular is on the broker before the action is launched.
     """
     changelog = table.send_changelog(table.partition_for_key(key), key, value)
     table.data[key] = value
-    await changelog
+    return changelog
+
+
+async def store_durably(table: Any, key: bytes, value: bytes) -> None:
+    await store(table, key, value)
 
 
 class RunbookSource:
@@ -197,19 +218,29 @@ def register_remediation(
     routes_name = topic_name(kafka.topic_prefix, ROUTES)
 
     async def route_incidents(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                transition = IncidentTransition.model_validate_json(event.value)
-            except ValidationError as exc:
-                log.error("remediation.invalid_transition", error=str(exc))
-                continue
-            routed = route_transition(transition, runbooks.current)
-            if not isinstance(routed, Routed):
-                log.info(
-                    "remediation.unrouted", incident_id=transition.incident_id, reason=routed.reason
+        async for events in stream.take_events(conf.batch_max, within=conf.batch_within_s):
+            pending = []
+            for event in events:
+                try:
+                    transition = IncidentTransition.model_validate_json(event.value)
+                except ValidationError as exc:
+                    log.error("remediation.invalid_transition", error=str(exc))
+                    continue
+                routed = route_transition(transition, runbooks.current)
+                if not isinstance(routed, Routed):
+                    log.info(
+                        "remediation.unrouted",
+                        incident_id=transition.incident_id,
+                        reason=routed.reason,
+                    )
+                    continue
+                pending.append(
+                    await remediation.send(
+                        key=routed.key.encode(), value=routed.event.model_dump_json().encode()
+                    )
                 )
-                continue
-            await send(routed.key, routed.event)
+            # Acknowledged (offsets committable) only once the broker has every re-keyed event.
+            await asyncio.gather(*pending)
 
     async def route_commands(stream: Any) -> None:
         async for event in stream.events():
@@ -249,31 +280,54 @@ def register_remediation(
         await send(target_key.decode(), received)
 
     async def remediate(stream: Any) -> None:
-        async for event in stream.events():
-            await _remediate_one(event.key, event.value)
+        async for events in stream.take_events(conf.batch_max, within=conf.batch_within_s):
+            await _remediate_batch(events)
 
-    async def _remediate_one(raw_key: bytes, value: bytes) -> None:
-        try:
-            engine_event = EVENT_ADAPTER.validate_json(value)
-        except ValidationError as exc:
-            log.error("remediation.invalid_event", key=raw_key, error=str(exc))
-            return
-        key = raw_key.decode()
-        stored = state_table.get(raw_key)
-        state = TargetState.model_validate_json(stored) if stored is not None else None
-        decision = decide(
-            state,
-            engine_event,
-            target_key=key,
-            runbooks=runbooks.lookup,
-            now=streams.clock(),
-            config=engine_config,
-        )
-        await runner.publish(decision.effects)
-        if decision.changed:
-            await store_durably(state_table, raw_key, decision.state.model_dump_json().encode())
-            scanner.update(key, decision.state)
-        runner.start(key, decision.effects)
+    async def _remediate_batch(events: list[Any]) -> None:
+        """Decide every event of the batch in order, then make it durable in two round trips.
+
+        Events of one target are decided in order against the state the previous one left
+        (``latest``); the batch's messages are published and acknowledged first, then each
+        changed record is written once with the partition of the event that last changed
+        it, and only when all of that is on the broker do actions and verifications start.
+        Faust acknowledges the batch's offsets after this returns.
+        """
+        latest: dict[bytes, tuple[Any, TargetState]] = {}
+        decided: list[tuple[str, Decision]] = []
+        for event in events:
+            raw_key: bytes = event.key
+            try:
+                engine_event = EVENT_ADAPTER.validate_json(event.value)
+            except ValidationError as exc:
+                log.error("remediation.invalid_event", key=raw_key, error=str(exc))
+                continue
+            if raw_key in latest:
+                state: TargetState | None = latest[raw_key][1]
+            else:
+                with as_current(event):
+                    stored = state_table.get(raw_key)
+                state = TargetState.model_validate_json(stored) if stored is not None else None
+            key = raw_key.decode()
+            decision = decide(
+                state,
+                engine_event,
+                target_key=key,
+                runbooks=runbooks.lookup,
+                now=streams.clock(),
+                config=engine_config,
+            )
+            if decision.changed:
+                latest[raw_key] = (event, decision.state)
+            decided.append((key, decision))
+        await runner.publish([effect for _, d in decided for effect in d.effects])
+        writes = []
+        for raw_key, (event, new_state) in latest.items():
+            with as_current(event):
+                writes.append(store(state_table, raw_key, new_state.model_dump_json().encode()))
+            scanner.update(raw_key.decode(), new_state)
+        await asyncio.gather(*writes)
+        for key, decision in decided:
+            runner.start(key, decision.effects)
 
     app.agent(streams.incidents, name="remediation-router", concurrency=1)(route_incidents)
     app.agent(commands_in, name="remediation-commands", concurrency=1)(route_commands)
