@@ -120,6 +120,9 @@ class Prometheus(ProcessService):
             f"--web.listen-address=127.0.0.1:{self.port}",
             f"--web.external-url={self.url}/",
             "--web.enable-lifecycle",
+            # Alertmanagers are discovered up to 5 s after a (re)load: an alert that fires
+            # first waits for the next resend (default 1 m). Resend soon; Alertmanager dedups.
+            "--rules.alert.resend-delay=2s",
         ]
 
     def probe(self) -> bool:

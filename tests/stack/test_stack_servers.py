@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,7 +101,7 @@ def test_prometheus_refuses_targets_off_loopback(prometheus: Prometheus, target:
     assert prometheus.wiring.scrape_targets == {}
 
 
-def test_prometheus_reports_a_config_it_rejects(prometheus: Prometheus, tmp_path: Any) -> None:
+def test_prometheus_reports_a_config_it_rejects(prometheus: Prometheus, tmp_path: Path) -> None:
     rules = tmp_path / "broken.yml"
     rules.write_text("groups: [{name: x, rules: [{alert: A, expr: 'sum(('}]}]\n")
     before = prometheus.config_file.read_text()
@@ -146,6 +147,24 @@ def _alert(name: str, *, resolved: bool = False) -> dict[str, Any]:
     return alert
 
 
+async def _delivery_of(
+    received: asyncio.Queue[tuple[str | None, dict[str, Any]]],
+    name: str,
+    status: str,
+    timeout_s: float = 30.0,
+) -> tuple[str | None, dict[str, Any]]:
+    """The next delivery of the group of alert ``name`` with ``status``. Alertmanager keeps
+    the session's other alerts too and delivers their groups to whoever is configured now."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        auth, payload = await asyncio.wait_for(
+            received.get(), max(0.1, deadline - time.monotonic())
+        )
+        names = {alert["labels"]["alertname"] for alert in payload["alerts"]}
+        if payload["status"] == status and names == {name}:
+            return auth, payload
+
+
 async def test_alertmanager_delivers_firing_and_resolved_alerts_with_bearer_auth(
     alertmanager: Alertmanager,
     webhook: tuple[str, asyncio.Queue[tuple[str | None, dict[str, Any]]]],
@@ -155,19 +174,14 @@ async def test_alertmanager_delivers_firing_and_resolved_alerts_with_bearer_auth
     name = f"StackTest{time.monotonic_ns()}"
 
     await asyncio.to_thread(alertmanager.post_alerts, [_alert(name)])
-    auth, payload = await asyncio.wait_for(received.get(), 15)
+    auth, payload = await _delivery_of(received, name, "firing")
     assert auth == "Bearer s3cret-token"
     assert payload["version"] == "4"
-    assert payload["status"] == "firing"
-    assert [a["labels"]["alertname"] for a in payload["alerts"]] == [name]
+    assert payload["alerts"][0]["labels"]["namespace"] == "stack-test"
 
     await asyncio.to_thread(alertmanager.post_alerts, [_alert(name, resolved=True)])
-    deadline = time.monotonic() + 15
-    while True:
-        _, payload = await asyncio.wait_for(received.get(), max(0.1, deadline - time.monotonic()))
-        if payload["status"] == "resolved":
-            break
-    assert payload["alerts"][0]["labels"]["alertname"] == name
+    _, payload = await _delivery_of(received, name, "resolved")
+    assert payload["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
 
 
 def test_alertmanager_keeps_the_token_private_and_refuses_remote_webhooks(
@@ -183,3 +197,33 @@ def test_alertmanager_keeps_the_token_private_and_refuses_remote_webhooks(
 async def test_alertmanager_runs_alone_without_clustering(alertmanager: Alertmanager) -> None:
     status = await _get_json(f"{alertmanager.url}/api/v2/status")
     assert status["cluster"]["status"] == "disabled"
+
+
+@pytest.mark.slow
+async def test_prometheus_rule_reaches_the_webhook_through_alertmanager(
+    prometheus: Prometheus,
+    alertmanager: Alertmanager,
+    webhook: tuple[str, asyncio.Queue[tuple[str | None, dict[str, Any]]]],
+    tmp_path: Path,
+) -> None:
+    """The stack's chain as the demo uses it: a rule fires in Prometheus, Alertmanager
+    delivers it to the responder's webhook with the bearer token."""
+    url, received = webhook
+    name = f"StackChain{time.monotonic_ns()}"
+    rules = tmp_path / "chain.yml"
+    rules.write_text(
+        f"groups: [{{name: chain, rules: [{{alert: {name}, expr: 'vector(1)', "
+        "labels: {namespace: stack-test, severity: warning}}]}]\n"
+    )
+    await asyncio.to_thread(alertmanager.configure, webhook_url=url, token="chain-token")
+    await asyncio.to_thread(
+        prometheus.configure,
+        scrape_targets={},
+        alertmanager=f"127.0.0.1:{alertmanager.port}",
+        rule_files=[str(rules)],
+    )
+    try:
+        auth, _ = await _delivery_of(received, name, "firing")
+        assert auth == "Bearer chain-token"
+    finally:
+        await asyncio.to_thread(prometheus.configure, scrape_targets={}, rule_files=[])
