@@ -269,7 +269,7 @@ class DeploymentScale(_DeploymentAction):
         return self._guards.clamp_replicas(wanted, low=params.min, high=params.max)
 
     async def _owning_hpa(self, ctx: ActionContext, target: Target) -> Obj | None:
-        listing = await self._kube.call(
+        listing = await self._kube.call_retrying(
             ctx,
             Operation("list", "horizontalpodautoscalers.autoscaling", target.namespace),
             self._kube.autoscaling.list_namespaced_horizontal_pod_autoscaler,

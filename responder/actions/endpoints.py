@@ -43,7 +43,7 @@ async def ready_addresses(
 
 
 async def _ready_slice_addresses(kube: Kube, ctx: ActionContext, target: Target) -> list[str]:
-    listing = await kube.call(
+    listing = await kube.call_retrying(
         ctx,
         Operation("list", "endpointslices.discovery.k8s.io", target.namespace),
         kube.discovery.list_namespaced_endpoint_slice,
@@ -68,7 +68,7 @@ async def _ready_pod_addresses(kube: Kube, ctx: ActionContext, target: Target) -
         raise PermanentError(
             f"service {target.namespace}/{target.name} has no selector to find its pods"
         )
-    pods = await kube.call(
+    pods = await kube.call_retrying(
         ctx,
         Operation("list", "pods", target.namespace),
         kube.core.list_namespaced_pod,
@@ -157,7 +157,7 @@ async def post_to_all(
 
 async def read_service(kube: Kube, ctx: ActionContext, target: Target) -> dict[str, Any]:
     """The Service ``target.name`` (its last-action annotation says whether a key already ran)."""
-    return await kube.call(
+    return await kube.call_retrying(
         ctx,
         Operation("get", "services", target.namespace, target.name),
         kube.core.read_namespaced_service,
@@ -169,7 +169,7 @@ async def read_service(kube: Kube, ctx: ActionContext, target: Target) -> dict[s
 async def record_on_service(kube: Kube, ctx: ActionContext, target: Target, record: str) -> None:
     """Write the last-action annotation on the Service the action worked through."""
     body = {"metadata": {"annotations": {LAST_ACTION_ANNOTATION: record}}}
-    await kube.call(
+    await kube.call_retrying(
         ctx,
         Operation("patch", "services", target.namespace, target.name),
         kube.core.patch_namespaced_service,
@@ -189,7 +189,7 @@ async def earlier_record(
     deployment = target.model_copy(update={"kind": "deployment"})
     reads: tuple[Callable[[], Awaitable[dict[str, Any]]], ...] = (
         lambda: read_service(kube, ctx, service),
-        lambda: kube.call(
+        lambda: kube.call_retrying(
             ctx,
             Operation("get", "deployments.apps", target.namespace, target.name),
             kube.apps.read_namespaced_deployment,

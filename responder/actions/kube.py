@@ -69,6 +69,20 @@ class Kube:
         serialised: Obj = self.api.sanitize_for_serialization(answer)
         return serialised
 
+    async def call_retrying(
+        self,
+        ctx: ActionContext,
+        op: Operation,
+        method: Callable[..., Awaitable[Any]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Obj:
+        """``call`` with retries, for a call safe to repeat on its own (a read, an
+        unconditional annotation write); never inside a ``retrying`` attempt."""
+        return await self.retrying(
+            ctx, op.describe(), lambda: self.call(ctx, op, method, *args, **kwargs)
+        )
+
     async def retrying(
         self, ctx: ActionContext, what: str, attempt: Callable[[], Awaitable[T]]
     ) -> T:
