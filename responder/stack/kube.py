@@ -861,6 +861,32 @@ class KubeControlPlane:
                 raise TemporaryError(f"kube: {path} not {condition} in time (last: {status})")
             time.sleep(0.1)
 
+    def _wait_responder_bound(self, deadline: float) -> None:
+        """Until the authorizer has seen rbac.yaml's RoleBinding (it learns through a watch)."""
+        user = f"system:serviceaccount:{RESPONDER_NAMESPACE}:{RESPONDER_SERVICE_ACCOUNT}"
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": ["system:serviceaccounts", "system:authenticated"],
+                "resourceAttributes": {
+                    "namespace": WORKLOAD_NAMESPACE,
+                    "verb": "patch",
+                    "group": "apps",
+                    "resource": "deployments",
+                },
+            },
+        }
+        path = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+        while not self.api("POST", path, review).get("status", {}).get("allowed"):
+            if time.monotonic() >= deadline:
+                raise TemporaryError(
+                    f"kube: {user} still cannot patch deployments in {WORKLOAD_NAMESPACE}; "
+                    f"is {self.options.manifests_dir / 'rbac.yaml'} applied?"
+                )
+            time.sleep(0.1)
+
     def node_names(self) -> list[str]:
         return [f"kwok-node-{i}" for i in range(self.options.nodes)]
 
@@ -908,6 +934,7 @@ class KubeControlPlane:
             self._wait_condition(f"{crds}/{crd}.gateway.networking.k8s.io", "Established", deadline)
         for name in self.node_names():
             self._wait_condition(f"/api/v1/nodes/{name}", "Ready", deadline)
+        self._wait_responder_bound(deadline)
         review = self.api(
             "POST",
             f"/api/v1/namespaces/{RESPONDER_NAMESPACE}/serviceaccounts/"

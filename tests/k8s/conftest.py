@@ -21,6 +21,7 @@ from responder.stack.kube import KubeControlPlane, KubeOptions, KubePorts
 from .support import (
     RESPONDER_NAMESPACE,
     RESPONDER_SA,
+    eventually,
     responder_token,
     shipped_role_binding,
 )
@@ -80,12 +81,32 @@ async def responder_kubeconfig(
     await k8s.RbacAuthorizationV1Api(admin_api).create_namespaced_role_binding(
         namespace, shipped_role_binding(namespace)
     )
+    # The authorizer learns of the binding through a watch: wait until it applies, or
+    # the test's first call could still get 403.
+    user = f"system:serviceaccount:{RESPONDER_NAMESPACE}:{RESPONDER_SA}"
+
+    async def bound() -> bool | None:
+        review = await k8s.AuthorizationV1Api(admin_api).create_subject_access_review(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": user,
+                    "groups": ["system:serviceaccounts", "system:authenticated"],
+                    "resourceAttributes": {
+                        "namespace": namespace,
+                        "verb": "patch",
+                        "group": "apps",
+                        "resource": "deployments",
+                    },
+                },
+            }
+        )
+        return True if review.status.allowed else None
+
+    await eventually(bound, timeout_s=30, what="RoleBinding in effect")
     token = await responder_token(admin_api)
-    return control_plane.kubeconfig_for_token(
-        f"responder-{namespace}",
-        f"system:serviceaccount:{RESPONDER_NAMESPACE}:{RESPONDER_SA}",
-        token,
-    )
+    return control_plane.kubeconfig_for_token(f"responder-{namespace}", user, token)
 
 
 @pytest.fixture
