@@ -30,6 +30,11 @@ main() {
 
     log() { printf '[kube-build %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
+    if ! command -v go >/dev/null 2>&1; then
+        log "the go command is not on PATH: the control plane is built from the Go module proxy with Go >= 1.26"
+        exit 1
+    fi
+
     stamp=$(
         cd "$here"
         {
