@@ -302,3 +302,39 @@ async def test_rollback_returns_to_the_previous_template(
     assert (await read(admin_api, namespace)).spec.template.spec.containers[
         0
     ].image == "registry.invalid/web:1"
+
+
+async def test_scale_interrupted_after_its_intent_finishes_what_was_decided(
+    actions: dict[str, Action],
+    admin_api: k8s.ApiClient,
+    namespace: str,
+    make_deployment: Callable[..., Any],
+    make_ctx: Callable[..., ActionContext],
+) -> None:
+    """A worker died after recording the intent (2 -> 5) and before scaling: the repeat with
+    the same key scales to the recorded 5, not to a fresh factor of the current count."""
+    await make_deployment(replicas=2)
+    ctx = make_ctx()
+    target = Target(namespace=namespace, name="web")
+    intent = {
+        "key": ctx.key,
+        "action": "deployment.scale",
+        "target": str(target),
+        "phase": "started",
+        "changed": True,
+        "before": {"replicas": 2},
+        "after": {"replicas": 5},
+        "detail": "",
+    }
+    await k8s.AppsV1Api(admin_api).patch_namespaced_deployment(
+        "web",
+        namespace,
+        {"metadata": {"annotations": {LAST_ACTION_ANNOTATION: json.dumps(intent)}}},
+    )
+    assert await actions["deployment.scale"].reconcile(ctx, target, ctx.key) is False
+    result = await actions["deployment.scale"].run(ctx, target, DeploymentScaleParams(factor=2))
+    assert result.after == {"replicas": 5}
+    dep = await read(admin_api, namespace)
+    assert dep.spec.replicas == 5
+    assert record(dep)["phase"] == "done"
+    assert await actions["deployment.scale"].reconcile(ctx, target, ctx.key) is True
