@@ -54,7 +54,7 @@ def up(without: tuple[str, ...], no_kube: bool) -> None:
     skip = set(without)
     if no_kube and "kube" in _NAMES:
         skip.add("kube")
-    _remember_no_kube(Path(settings.stack.root_dir), no_kube)
+    _remember_requested(Path(settings.stack.root_dir), [n for n in _NAMES if n not in skip])
     began = time.monotonic()
     with _errors_as_click():
         the_stack = Stack.from_settings(settings, skip=skip)
@@ -79,27 +79,31 @@ def down() -> None:
 @stack.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per service.")
 def status(as_json: bool) -> None:
-    """Show each server's state; exit 1 unless all are ready."""
+    """Show the state of each server the last ``up`` asked for; exit 1 unless all are ready."""
     with _errors_as_click():
         settings = get_settings()
-        no_kube = (Path(settings.stack.root_dir) / _NO_KUBE_MARKER).exists()
-        the_stack = Stack.from_settings(settings, skip={"kube"} if no_kube else ())
+        requested = _requested(Path(settings.stack.root_dir))
+        the_stack = Stack.from_settings(settings, skip=set(_NAMES) - requested)
         if not _print_status(the_stack, as_json=as_json):
             raise SystemExit(1)
 
 
-# `up --no-kube` is remembered until the next `up` without it, so `status` answers for the
-# stack that was asked for (the control plane is the one optional, heavy part).
-_NO_KUBE_MARKER = "no-kube"
+# What the last `up` was asked to start (after --without/--no-kube), so `status` answers for
+# that stack rather than calling a deliberately skipped server "stopped". `down` stops all.
+_REQUESTED_FILE = "requested"
 
 
-def _remember_no_kube(root: Path, no_kube: bool) -> None:
-    marker = root / _NO_KUBE_MARKER
-    if no_kube:
-        root.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    else:
-        marker.unlink(missing_ok=True)
+def _remember_requested(root: Path, names: list[str]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / _REQUESTED_FILE).write_text("".join(f"{name}\n" for name in names))
+
+
+def _requested(root: Path) -> set[str]:
+    try:
+        names = set((root / _REQUESTED_FILE).read_text().split())
+    except FileNotFoundError:
+        return set(_NAMES)  # never started here: report every server
+    return names & set(_NAMES)
 
 
 def _print_status(the_stack: Stack, *, as_json: bool) -> bool:
