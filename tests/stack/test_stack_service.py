@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from responder.errors import PermanentError, TemporaryError
+from responder.errors import ConfigError, PermanentError, TemporaryError
 from responder.stack import process
 from responder.stack.redis import Redis
+from responder.stack.templates import render, require_loopback
 
 
 class _NeverAnswers(Redis):
@@ -63,3 +64,25 @@ def test_a_child_that_exited_is_not_alive(tmp_path: Path) -> None:
     pid = process.spawn(["/bin/true"], log_file=tmp_path / "out.log", cwd=tmp_path)
     assert process.wait_dead(pid, deadline=time.monotonic() + 10)
     assert process.read_pid(tmp_path / "none.pid", marker="x") is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1:9092", "http://127.0.0.1:9095/v1/alertmanager", "http://localhost:1/", "[::1]:80"],
+)
+def test_loopback_addresses_are_accepted(address: str) -> None:
+    require_loopback(address, what="target")
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["10.0.0.1:9100", "http://172.16.0.1/", "192.168.1.5:80", "0.0.0.0:9090", "example.com:80"],
+)
+def test_addresses_off_loopback_are_refused(address: str) -> None:
+    with pytest.raises(ConfigError, match="not on the loopback"):
+        require_loopback(address, what="target")
+
+
+def test_a_template_field_left_unfilled_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="redis.conf"):
+        render("local/redis/redis.conf", port=1)  # data_dir and log_file missing
