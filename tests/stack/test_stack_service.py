@@ -84,5 +84,5 @@ def test_addresses_off_loopback_are_refused(address: str) -> None:
 
 
 def test_a_template_field_left_unfilled_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="redis.conf"):
+    with pytest.raises(ConfigError, match=r"redis\.conf"):
         render("local/redis/redis.conf", port=1)  # data_dir and log_file missing
