@@ -112,6 +112,14 @@ class WorkerSettings(BaseModel):
         description="Run Faust's web server (table views, leader info); tests and benches "
         "running several workers turn it off rather than fight over the port.",
     )
+    session_timeout_s: float = Field(
+        60.0,
+        ge=6.0,
+        description="Consumer-group session timeout in seconds: how long a crashed worker's "
+        "partitions wait before another worker takes them. Faust's default (60 s); shorter "
+        "hands over sooner but risks rebalances when a worker's loop stalls. 6 s is the "
+        "broker's minimum (group.min.session.timeout.ms).",
+    )
 
 
 class StackSettings(BaseModel):

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], datetime]
 
+RAW: Any = faust.Schema(
+    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+"""Keys are incident keys, values the domain's pydantic JSON: Faust moves bytes only."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -69,16 +74,19 @@ def create_streams(
         web_enabled=worker.web_enabled,
         web_host="127.0.0.1",
         web_port=worker.web_port,
+        broker_session_timeout=worker.session_timeout_s,
     )
 
     def topic(name: str) -> Any:
+        # internal=True: Faust creates the topic with these partitions when the worker
+        # subscribes. Otherwise a topic first written by a send is auto-created with the
+        # broker's num.partitions, and a missing subscribed topic is ignored until the
+        # consumer's next metadata refresh (minutes).
         return app.topic(
             topic_name(kafka.topic_prefix, name),
             partitions=kafka.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
+            schema=RAW,
+            internal=True,
         )
 
     streams = ResponderStreams(
@@ -91,10 +99,8 @@ def create_streams(
         incidents_table=app.Table(
             INCIDENTS_TABLE,
             partitions=kafka.partitions,
-            key_type=bytes,
+            key_type=bytes,  # bytes keys and values make Faust pick the raw codec
             value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
             help="Current incident per incident key (JSON of responder.models.incidents.Incident).",
         ),
         clock=clock,

@@ -8,6 +8,7 @@ crash would lose it. One partition owns one incident key, so ordering per incide
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -46,8 +47,12 @@ async def _triage_one(streams: ResponderStreams, table: Any, key: bytes, value: 
     stored = table.get(key)
     current = Incident.model_validate_json(stored) if stored is not None else None
     result = apply_alert(current, alert, now=streams.clock())
-    if result.changed and result.incident is not None:
-        table[key] = result.incident.model_dump_json().encode()
+    # Transitions first, then the table, each awaited until the broker acknowledged it, and
+    # only then is the event acknowledged (concurrency 1). A crash in between replays the
+    # event: the table still lacks it, so the same transition (same incident id and seq) is
+    # published again rather than lost. Faust's own table write is not awaited: its commit
+    # flushes the producer buffer with a 0.1 s give-up (ProducerBuffer.flush_atmost), so an
+    # offset can be committed before the changelog record and a crash then loses the update.
     for transition in result.transitions:
         log.info(
             "incident.transition",
@@ -55,6 +60,18 @@ async def _triage_one(streams: ResponderStreams, table: Any, key: bytes, value: 
             incident_key=transition.incident_key,
             to_state=transition.to_state,
         )
-        await streams.incidents.send(key=key, value=transition.model_dump_json().encode())
         audit = AuditEvent.of_transition(transition)
-        await streams.audit.send(key=key, value=audit.model_dump_json().encode())
+        sent = [
+            await streams.incidents.send(key=key, value=transition.model_dump_json().encode()),
+            await streams.audit.send(key=key, value=audit.model_dump_json().encode()),
+        ]
+        await asyncio.gather(*sent)
+    if result.changed and result.incident is not None:
+        await _store_durably(table, key, result.incident.model_dump_json().encode())
+
+
+async def _store_durably(table: Any, key: bytes, value: bytes) -> None:
+    """``table[key] = value``, returning once the changelog record is acknowledged."""
+    changelog = table.send_changelog(table.partition_for_key(key), key, value)
+    table.data[key] = value
+    await changelog
