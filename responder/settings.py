@@ -505,6 +505,36 @@ class RemediationSettings(BaseModel):
     )
 
 
+class NotifySettings(BaseModel):
+    """The notify agent (worker) and the ChatOps read view (ingest)."""
+
+    retry_budget_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds one notification may spend retrying a notifier's TemporaryError "
+        "before it is given up (logged and audited): a Slack or PagerDuty outage delays the "
+        "batch it is in by at most this, never the partition forever.",
+    )
+    retry_max_delay_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest wait between two attempts, whatever Retry-After asks (a hostile or "
+        "buggy Retry-After must not park the agent).",
+    )
+    batch_max: int = Field(
+        64, ge=1, description="Notifications taken per batch; incidents of a batch go in parallel."
+    )
+    batch_within_s: float = Field(
+        0.05, gt=0, description="Seconds to wait for a batch to fill before delivering what came."
+    )
+    view_max_incidents: int = Field(
+        10_000,
+        ge=10,
+        description="Incidents the ingest process keeps in its read view for /responder list|show "
+        "and command authorization (resolved ones are dropped first).",
+    )
+
+
 class Settings(BaseSettings):
     """The responder's whole configuration."""
 
@@ -521,6 +551,7 @@ class Settings(BaseSettings):
     pagerduty: PagerDutySettings = PagerDutySettings()
     kube_stack: KubeStackSettings = KubeStackSettings()
     remediation: RemediationSettings = RemediationSettings()
+    notify: NotifySettings = NotifySettings()
 
 
 @lru_cache(maxsize=1)

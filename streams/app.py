@@ -56,6 +56,7 @@ def create_streams(
     remediation: RemediationRuntime | None = None,
 ) -> ResponderStreams:
     """The Faust app with its topics, the ``incidents`` table and the triage agent."""
+    from streams.notify import register_notify
     from streams.remediate import register_remediation
     from streams.triage import register_triage  # agents import this module's dataclass
 
@@ -107,4 +108,5 @@ def create_streams(
     )
     register_triage(streams)
     register_remediation(streams, settings, remediation)
+    register_notify(streams, settings)
     return streams

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from responder.ingest.app import create_app
 from responder.ingest.publisher import KafkaAlertPublisher
+from responder.ingest.wiring import build_chatops
 from responder.models.topics import ALERTS, topic_name
 from responder.settings import get_settings
 
@@ -33,6 +34,9 @@ def serve() -> None:
         await publisher.stop()
 
     app.cleanup_ctx.append(producer_lifetime)
+    chatops = build_chatops(settings)  # Slack and PagerDuty in, when their secrets are set
+    if chatops is not None:
+        chatops.mount(app)
     log.info("ingest.starting", host=settings.ingest.host, port=settings.ingest.port)
     web.run_app(
         app, host=settings.ingest.host, port=settings.ingest.port, print=None, access_log=None

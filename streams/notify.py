@@ -1,0 +1,293 @@
+"""The notify agent: ``responder.notifications`` to Slack and PagerDuty, delivered once, never stuck.
+
+The remediation engine publishes one ``Notification`` per transition, keyed by incident id
+(``streams.effects.EffectRunner.publish``). This agent decides who hears about it (routing,
+:func:`recipients`) and hands it to the notifiers of ``responder.integrations`` (delivery).
+
+- **Memory per incident in tables.** Slack's message ``ts`` and the PagerDuty routing key
+  a trigger used live in two Faust tables keyed by incident id, so they are on the
+  partition of the notification that needs them (co-partitioned with the topic) and come
+  back from their changelogs after a crash or a rebalance. A write waits for its
+  changelog record before the notification is acknowledged, so a redelivered transition
+  finds its idempotency key and is not posted twice.
+- **Bounded retries.** A ``TemporaryError`` is retried after its ``delay`` (capped) until
+  the notification's retry budget is spent; then it is given up, logged and audited. A
+  ``PermanentError`` is logged and audited at once. Either way the agent moves on.
+- **Incidents do not wait for each other.** A batch is split by incident: one incident's
+  notifications go in order, different incidents in parallel, so a slow retry delays its
+  own incident and at most the batch it came in, never the partition forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import structlog
+from faust.streams import current_event
+from pydantic import BaseModel, ValidationError
+
+from responder.engine.topics import NOTIFICATIONS
+from responder.errors import PermanentError, TemporaryError
+from responder.integrations.base import (
+    DeliveryResult,
+    IncidentPhase,
+    Notification,
+    Notifier,
+    Sleep,
+    default_sleep,
+)
+from responder.integrations.pagerduty.events import PagedIncident
+from responder.integrations.registry import NotifierDeps, build_notifiers
+from responder.integrations.slack.notifier import SlackMessageRef
+from responder.models.incidents import AuditEvent
+from responder.models.topics import topic_name
+from responder.settings import NotifySettings, Settings
+from streams.remediate import RAW_SCHEMA, as_current
+
+if TYPE_CHECKING:
+    from streams.app import ResponderStreams
+
+log = structlog.get_logger(__name__)
+
+SLACK_TABLE = "notify-slack-messages"
+"""Incident id -> ``SlackMessageRef`` JSON (changelog ``<app id>-notify-slack-messages-changelog``)."""
+PAGERDUTY_TABLE = "notify-pagerduty"
+"""Incident id -> ``PagedIncident`` JSON."""
+
+M = TypeVar("M", bound=BaseModel)
+
+NotifierFactory = Callable[[NotifierDeps], Mapping[str, Notifier]]
+"""Builds the notifiers around the table-backed stores (production: ``build_notifiers``)."""
+
+Monotonic = Callable[[], float]
+
+
+class TableStore(Generic[M]):
+    """A notifier's per-incident memory in a Faust table (the Slack and PagerDuty store Protocols).
+
+    Must be used while the notification's event is Faust's current event (the agent sees to
+    it): the table's partition is the event's partition.
+    """
+
+    def __init__(self, table: Any, model: type[M]) -> None:
+        self._table = table
+        self._model = model
+
+    async def get(self, incident_id: str) -> M | None:
+        raw = self._table.get(incident_id.encode())
+        return self._model.model_validate_json(raw) if raw is not None else None
+
+    async def put(self, incident_id: str, value: M) -> None:
+        """Write, and return once the changelog record is on the broker.
+
+        Durable before the notification is acknowledged: a redelivery must find it. The
+        partition is the current event's, named directly: Faust's ``partition_for_key``
+        first compares partition counts from the consumer's subscription metadata, which
+        on a first start can predate the changelog topic's creation and fail the write
+        (``PartitionsMismatch`` "has 0 partitions") after Slack or PagerDuty already
+        accepted the message. The changelog is declared with the source topic's
+        partition count (``register_notify``), so the check adds nothing here.
+        """
+        event = current_event()
+        if event is None:
+            raise TypeError("TableStore.put outside of the notify agent's events")
+        key = incident_id.encode()
+        changelog = self._table.send_changelog(
+            event.message.partition, key, value.model_dump_json().encode()
+        )
+        self._table.data[key] = value.model_dump_json().encode()
+        await changelog
+
+
+def recipients(n: Notification, notifiers: Mapping[str, Notifier]) -> list[Notifier]:
+    """Who hears about this transition.
+
+    Slack hears everything: the incident's one message follows it from open to resolved.
+    PagerDuty is paged only by an escalation level that names a PagerDuty service (a Slack
+    level must not page anyone), and hears acknowledgements and resolutions, which its
+    notifier ignores for incidents it never paged.
+    """
+    chosen: list[Notifier] = []
+    if (slack := notifiers.get("slack")) is not None:
+        chosen.append(slack)
+    pagerduty = notifiers.get("pagerduty")
+    if pagerduty is not None and (
+        n.phase in (IncidentPhase.ACKNOWLEDGED, IncidentPhase.RESOLVED)
+        or (n.phase is IncidentPhase.ESCALATED and n.pagerduty_service is not None)
+    ):
+        chosen.append(pagerduty)
+    return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A notification a notifier could not deliver."""
+
+    notifier: str
+    error: str
+    permanent: bool
+    attempts: int
+
+
+Audit = Callable[[Notification, Failure], Awaitable[None]]
+
+
+@dataclass
+class Deliverer:
+    """Delivers notifications to their recipients with bounded retries; reports failures."""
+
+    notifiers: Mapping[str, Notifier]
+    settings: NotifySettings
+    audit: Audit
+    sleep: Sleep = default_sleep
+    monotonic: Monotonic = time.monotonic
+    failures: int = field(default=0)
+
+    async def deliver(self, n: Notification) -> list[DeliveryResult | Failure]:
+        """Every recipient in turn (Slack first, then PagerDuty); never raises for a notifier."""
+        outcomes: list[DeliveryResult | Failure] = []
+        for notifier in recipients(n, self.notifiers):
+            outcome = await self._one(notifier, n)
+            if isinstance(outcome, Failure):
+                self.failures += 1
+                log.error(
+                    "notify.failed",
+                    incident_id=n.incident_id,
+                    runbook=n.runbook_id,
+                    notifier=outcome.notifier,
+                    permanent=outcome.permanent,
+                    attempts=outcome.attempts,
+                    error=outcome.error,
+                )
+                await self.audit(n, outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _one(self, notifier: Notifier, n: Notification) -> DeliveryResult | Failure:
+        started = self.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await notifier.notify(n)
+            except TemporaryError as exc:
+                delay = min(max(exc.delay, 0.0), self.settings.retry_max_delay_s)
+                spent = self.monotonic() - started
+                if spent + delay > self.settings.retry_budget_s:
+                    return Failure(notifier.name, f"gave up: {exc}", False, attempts)
+                log.warning(
+                    "notify.retry",
+                    incident_id=n.incident_id,
+                    notifier=notifier.name,
+                    attempt=attempts,
+                    delay_s=delay,
+                    error=str(exc),
+                )
+                await self.sleep(delay)
+            except PermanentError as exc:
+                return Failure(notifier.name, str(exc), True, attempts)
+            except Exception as exc:  # a notifier bug must not stop the agent
+                log.exception("notify.crashed", incident_id=n.incident_id, notifier=notifier.name)
+                return Failure(notifier.name, f"unexpected {type(exc).__name__}", True, attempts)
+
+
+@dataclass
+class NotifyStreams:
+    topic: Any
+    slack_table: Any
+    pagerduty_table: Any
+    deliverer: Deliverer
+
+
+def register_notify(
+    streams: ResponderStreams,
+    settings: Settings,
+    factory: NotifierFactory | None = None,
+) -> NotifyStreams | None:
+    """Declare the notify tables and attach the agent; None when no notifier is enabled."""
+    app, kafka = streams.app, settings.kafka
+    if factory is None and not (settings.slack.enabled or settings.pagerduty.enabled):
+        log.info("notify.disabled", reason="neither slack nor pagerduty is enabled")
+        return None  # no tables, no agent: nothing would read them
+
+    def table(name: str, help_text: str) -> Any:
+        return app.Table(
+            name, partitions=kafka.partitions, key_type=bytes, value_type=bytes, help=help_text
+        )
+
+    slack_table = table(SLACK_TABLE, "Incident id -> SlackMessageRef JSON (message ts).")
+    pagerduty_table = table(PAGERDUTY_TABLE, "Incident id -> PagedIncident JSON (routing key).")
+    deps = NotifierDeps(
+        slack_store=TableStore(slack_table, SlackMessageRef),
+        pagerduty_store=TableStore(pagerduty_table, PagedIncident),
+    )
+    notifiers = (factory or (lambda d: build_notifiers(settings, d)))(deps)
+    if not notifiers:
+        log.info("notify.disabled", reason="neither slack nor pagerduty is enabled")
+        return None
+    topic = app.topic(
+        topic_name(kafka.topic_prefix, NOTIFICATIONS),
+        partitions=kafka.partitions,
+        schema=RAW_SCHEMA,
+    )
+
+    async def audit(n: Notification, failure: Failure) -> None:
+        event = AuditEvent(
+            kind="notify.failed",
+            incident_id=n.incident_id,
+            incident_key="",
+            at=streams.clock(),
+            data={
+                "notifier": failure.notifier,
+                "error": failure.error[:500],
+                "permanent": failure.permanent,
+                "attempts": failure.attempts,
+                "idempotency_key": n.idempotency_key,
+                "phase": n.phase.value,
+            },
+        )
+        await (
+            await streams.audit.send(
+                key=n.incident_id.encode(), value=event.model_dump_json().encode()
+            )
+        )
+
+    deliverer = Deliverer(notifiers=notifiers, settings=settings.notify, audit=audit)
+
+    async def incident(items: list[tuple[Any, Notification]]) -> None:
+        for event, n in items:
+            with as_current(event):
+                await deliverer.deliver(n)
+
+    async def notify(stream: Any) -> None:
+        conf = settings.notify
+        async for events in stream.take_events(conf.batch_max, within=conf.batch_within_s):
+            by_incident: dict[str, list[tuple[Any, Notification]]] = {}
+            for event in events:
+                try:
+                    n = Notification.model_validate_json(event.value)
+                except ValidationError as exc:
+                    log.error("notify.invalid_notification", error=str(exc)[:500])
+                    continue
+                by_incident.setdefault(n.incident_id, []).append((event, n))
+            # One incident in order, incidents in parallel; offsets acknowledged after all.
+            await asyncio.gather(*(incident(items) for items in by_incident.values()))
+
+    app.agent(topic, name="notify", concurrency=1)(notify)
+
+    async def _close(*_: Any, **__: Any) -> None:
+        for notifier in notifiers.values():
+            try:
+                await notifier.aclose()
+            except Exception:  # closing must reach every notifier
+                log.exception("notify.close_failed", notifier=notifier.name)
+
+    app.on_before_shutdown.connect(_close)
+    log.info("notify.enabled", notifiers=sorted(notifiers))
+    return NotifyStreams(
+        topic=topic, slack_table=slack_table, pagerduty_table=pagerduty_table, deliverer=deliverer
+    )

@@ -1,0 +1,326 @@
+"""Escalation and ChatOps end to end: real Kafka, a real worker, the real ingest endpoints.
+
+Alerts go onto the broker as ingest puts them; a real worker (triage, remediation with the
+recording action of ``tests/streams``, and the notify agent) talks to the local Slack and
+PagerDuty of ``tests/fakes`` through the real SDKs; people's answers come back signed, as
+Slack and PagerDuty sign them, through the ingest service's HTTP endpoints onto
+``responder.commands``. Everything is observed from outside: what the fakes received, the
+recording action's file, and the topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from e2e_escalation_support import (
+    ALICE,
+    MALLORY,
+    ONCALL_KEY,
+    block_actions_body,
+    find_button,
+    integration_env,
+    labels,
+    pagerduty_headers,
+    pagerduty_webhook,
+    slack_headers,
+    slash_body,
+    with_integrations,
+    write_runbooks,
+)
+from fakes.pagerduty_events import FakePagerDuty
+from fakes.slack_api import FakeSlack, Message
+from recording import (
+    Bus,
+    RecordingWorker,
+    incident_id_of,
+    make_settings,
+    notifications,
+    read_log,
+    wait_for,
+    workers,  # noqa: F401 - fixture
+)
+
+from responder.ingest.app import create_app
+from responder.ingest.publisher import KafkaAlertPublisher
+from responder.ingest.wiring import build_chatops
+from responder.integrations.base import IncidentPhase
+from responder.integrations.slack.blocks import ACTION_APPROVE
+from responder.models.commands import Command
+from responder.models.incidents import AuditEvent
+from responder.models.topics import ALERTS, topic_name
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+Client = TestClient[Any, Any]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(0.2)  # polling interval, bounded by the deadline
+
+
+def pd_events(pd: FakePagerDuty, incident: str, action: str) -> list[dict[str, Any]]:
+    return [
+        e.body
+        for e in pd.events
+        if e.body.get("dedup_key") == incident and e.body.get("event_action") == action
+    ]
+
+
+def incident_messages(slack: FakeSlack, incident: str) -> list[Message]:
+    return [m for m in slack.top_level() if f"({incident})" in m.text]
+
+
+def shows(slack: FakeSlack, incident: str, phase: IncidentPhase) -> bool:
+    return any(
+        m.text.startswith(f"{phase.value.upper()}:") for m in incident_messages(slack, incident)
+    )
+
+
+async def test_escalation_chatops_end_to_end(
+    kafka: Any,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    fake_pd: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    workers: Callable[..., RecordingWorker],  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_runbooks(tmp_path / "runbooks")
+    base = make_settings(kafka, tmp_path, "http://127.0.0.1:9", tmp_path / "runbooks")
+    settings = with_integrations(base, fake_slack.url, fake_pd.url, tls_cert[0])
+    (tmp_path / "plan.json").write_text(
+        json.dumps({"cache.clear": {"fail": True}, "model.reload": {"fail": True}})
+    )
+    for name, value in integration_env(settings).items():
+        monkeypatch.setenv(name, value)  # the worker subprocess reads its settings from these
+    record = tmp_path / "actions.jsonl"
+
+    bus = Bus(settings)
+    await bus.start()
+    try:
+        await _scenario(settings, bus, fake_slack, fake_pd, workers, record)
+    finally:
+        await bus.stop()
+
+
+async def _scenario(
+    settings: Any,
+    bus: Bus,
+    fake_slack: FakeSlack,
+    fake_pd: FakePagerDuty,
+    workers: Callable[..., RecordingWorker],  # noqa: F811 - the fixture
+    record: Path,
+) -> None:
+    publisher = KafkaAlertPublisher(
+        settings.kafka,
+        topic_name(settings.kafka.topic_prefix, ALERTS),
+        retry_after_s=settings.ingest.retry_after_s,
+    )
+    wiring = build_chatops(settings)
+    assert wiring is not None
+    app = create_app(settings.ingest, publisher)
+    wiring.mount(app)
+    await publisher.start()
+    try:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as ingest:
+            assert await wiring.wait_connected(30), "ingest could not reach the broker"
+            workers(settings)
+            failing = incident_id_of(await bus.fire(labels("failing")))
+            gated = incident_id_of(await bus.fire(labels("gated")))
+            accepted = await _failing_incident(ingest, bus, wiring, fake_slack, fake_pd, failing)
+            accepted |= await _gated_incident(ingest, wiring, fake_slack, record, gated)
+            refused = await _forged_requests(ingest, failing, gated)
+    finally:
+        await publisher.stop()
+
+    # Nothing but the accepted commands reached responder.commands.
+    records = await bus.read("commands", until=lambda r: len(r) >= len(accepted), timeout_s=10)
+    commands = [Command.model_validate_json(value) for _, value in records]
+    assert sorted(c.idempotency_key for c in commands) == sorted(accepted), commands
+    assert all(key == c.incident_id.encode() for (key, _), c in zip(records, commands, strict=True))
+
+    # ... and every refusal is on responder.audit.
+    def refusals(rs: list[tuple[bytes, bytes]]) -> list[AuditEvent]:
+        events = [AuditEvent.model_validate_json(v) for _, v in rs]
+        return [e for e in events if e.kind == "chatops.refused_signature"]
+
+    audit = await bus.read("audit", until=lambda r: len(refusals(r)) >= refused, timeout_s=20)
+    assert len(refusals(audit)) == refused
+    assert any(
+        e.kind == "chatops.refused_authorization" and e.data["actor_id"] == MALLORY
+        for e in (AuditEvent.model_validate_json(v) for _, v in audit)
+    )
+
+
+async def _failing_incident(
+    ingest: Client,
+    bus: Bus,
+    wiring: Any,
+    slack: FakeSlack,
+    pd: FakePagerDuty,
+    incident: str,
+) -> set[str]:
+    """Steps fail -> Slack, then PagerDuty; a PagerDuty ack stops the chain; the alert resolves."""
+    await wait_for(lambda: bool(pd_events(pd, incident, "trigger")), 120)
+    paged_at = time.monotonic()
+    assert len(incident_messages(slack, incident)) == 1
+
+    async def in_view() -> bool:
+        summary = await wiring.view.get(incident)
+        return summary is not None and summary.phase is IncidentPhase.ESCALATED
+
+    await eventually(in_view, 10)
+    body = pagerduty_webhook("incident.acknowledged", incident, event_id="E7ACK0001")
+    response = await ingest.post(
+        "/v1/pagerduty", data=body, headers=pagerduty_headers(body, webhook_id="wh-ack-1")
+    )
+    assert response.status == 200, await response.text()
+    # PagerDuty redelivers the same webhook: deduplicated, still one command.
+    again = await ingest.post(
+        "/v1/pagerduty", data=body, headers=pagerduty_headers(body, webhook_id="wh-ack-1")
+    )
+    assert again.status == 200
+
+    await wait_for(lambda: bool(pd_events(pd, incident, "acknowledge")), 30)
+    await wait_for(lambda: shows(slack, incident, IncidentPhase.ACKNOWLEDGED), 30)
+    acked_after_s = time.monotonic() - paged_at
+    assert acked_after_s < 5.0, f"ack took {acked_after_s:.1f}s: the #ops level may have fired"
+
+    # The chain's third level (#ops, 4 s after the page) must never fire: wait past its due time.
+    def third_level(records: list[tuple[bytes, bytes]]) -> bool:
+        return any(
+            n.incident_id == incident and n.escalation_level >= 3 for n in notifications(records)
+        )
+
+    records = await bus.read(
+        "notifications", until=third_level, timeout_s=max(1.0, paged_at + 7.0 - time.monotonic())
+    )
+    assert not third_level(records), "the escalation chain went on after the ack"
+
+    await bus.fire(labels("failing"), firing=False)
+    await wait_for(lambda: bool(pd_events(pd, incident, "resolve")), 30)
+    await wait_for(lambda: shows(slack, incident, IncidentPhase.RESOLVED), 30)
+
+    # Paged once, posted once; both followed the ack and the resolution.
+    assert [len(pd_events(pd, incident, a)) for a in ("trigger", "acknowledge", "resolve")] == [
+        1,
+        1,
+        1,
+    ]
+    assert {e.body["routing_key"] for e in pd.events if e.body.get("dedup_key") == incident} == {
+        ONCALL_KEY
+    }
+    assert pd.alerts[(ONCALL_KEY, incident)] == "resolved"
+    (message,) = incident_messages(slack, incident)
+    assert message.edits >= 2
+    return {"pagerduty:E7ACK0001"}
+
+
+async def _gated_incident(
+    ingest: Client, wiring: Any, slack: FakeSlack, record: Path, incident: str
+) -> set[str]:
+    """An Approve button press, signed as Slack signs it, runs the approval-gated step."""
+
+    def approve_button() -> dict[str, Any] | None:
+        for m in incident_messages(slack, incident):
+            if m.text.startswith("AWAITING_APPROVAL:"):
+                return find_button(m.blocks, ACTION_APPROVE)
+        return None
+
+    await wait_for(lambda: approve_button() is not None, 60)
+    button = approve_button()
+    assert button is not None
+    assert button["value"] == f"{incident}@0"
+    (message,) = incident_messages(slack, incident)
+
+    async def in_view() -> bool:
+        summary = await wiring.view.get(incident)
+        return summary is not None and summary.phase is IncidentPhase.AWAITING_APPROVAL
+
+    await eventually(in_view, 10)
+
+    # /responder show, read-only, answered inline from the ingest's view.
+    show = slash_body(f"show {incident}", user_id=MALLORY, trigger_id="t-show-1")
+    response = await ingest.post("/v1/slack/commands", data=show, headers=slack_headers(show))
+    assert response.status == 200
+    assert incident in (await response.json())["text"]
+
+    # Somebody not on the allow-list presses it: refused, nothing runs.
+    press = block_actions_body(
+        ACTION_APPROVE,
+        button["value"],
+        user_id=MALLORY,
+        trigger_id="t-mallory-1",
+        response_url=slack.response_url(),
+        ts=message.ts,
+    )
+    response = await ingest.post("/v1/slack/interactions", data=press, headers=slack_headers(press))
+    assert response.status == 200
+
+    reply_url = slack.response_url()
+    press = block_actions_body(
+        ACTION_APPROVE,
+        button["value"],
+        user_id=ALICE,
+        trigger_id="t-alice-approve",
+        response_url=reply_url,
+        ts=message.ts,
+    )
+    headers = slack_headers(press)
+    response = await ingest.post("/v1/slack/interactions", data=press, headers=headers)
+    assert response.status == 200
+    # The very same request again (a replay): refused.
+    replay = await ingest.post("/v1/slack/interactions", data=press, headers=headers)
+    assert replay.status == 401
+
+    def ran() -> list[dict[str, Any]]:
+        return [r for r in read_log(record) if r["incident"] == incident and r["event"] == "end"]
+
+    await wait_for(lambda: bool(ran()), 60)
+    assert [(r["step"], r["action"]) for r in ran()] == [(0, "deployment.restart")]
+    return {"slack:t-alice-approve"}
+
+
+async def _forged_requests(ingest: Client, failing: str, gated: str) -> int:
+    """Forged, stale and unsigned requests on every route: 401 each. Returns how many."""
+    now = int(time.time())
+    attempts: list[tuple[str, bytes, dict[str, str]]] = []
+    ack = slash_body(f"ack {failing}", user_id=ALICE, trigger_id="t-forged-1")
+    attempts.append(("/v1/slack/commands", ack, slack_headers(ack, secret="not-the-secret")))
+    attempts.append(("/v1/slack/commands", ack, slack_headers(ack, timestamp=now - 600)))
+    unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
+    attempts.append(("/v1/slack/commands", ack, unsigned))
+    press = block_actions_body(
+        ACTION_APPROVE,
+        f"{gated}@0",
+        user_id=ALICE,
+        trigger_id="t-forged-2",
+        response_url="",
+        ts="1700000000.000001",
+    )
+    attempts.append(("/v1/slack/interactions", press, slack_headers(press, secret="nope")))
+    attempts.append(("/v1/slack/interactions", press, slack_headers(press, timestamp=now - 400)))
+    attempts.append(("/v1/slack/interactions", press, unsigned))
+    resolve = pagerduty_webhook("incident.resolved", failing, event_id="E7FORGED1")
+    attempts.append(
+        ("/v1/pagerduty", resolve, pagerduty_headers(resolve, webhook_id="wh-f1", secret="x"))
+    )
+    attempts.append(
+        ("/v1/pagerduty", resolve, {"Content-Type": "application/json", "X-Webhook-Id": "wh-f2"})
+    )
+    for path, body, headers in attempts:
+        response = await ingest.post(path, data=body, headers=headers)
+        assert response.status == 401, (path, headers, await response.text())
+    return len(attempts) + 1  # and the replayed approve above
