@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import click
 
 
@@ -11,8 +13,13 @@ def worker(loglevel: str) -> None:
     """Run the Faust worker: consume alerts, keep the incidents table, publish transitions."""
     import faust
 
+    from responder.kafka_admin import all_topic_names, ensure_topics
     from responder.settings import get_settings
     from streams.app import create_streams
 
-    streams = create_streams(get_settings())
+    settings = get_settings()
+    # Every topic exists, with its partitions, before the group subscribes: a missing
+    # subscribed topic is ignored until the consumer's next metadata refresh (minutes).
+    asyncio.run(ensure_topics(settings.kafka, all_topic_names(settings.kafka)))
+    streams = create_streams(settings)
     faust.Worker(streams.app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()

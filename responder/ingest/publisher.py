@@ -18,16 +18,13 @@ from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from responder.errors import TemporaryError
+from responder.kafka_admin import ensure_topics
 from responder.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
-
-TOPIC_ALREADY_EXISTS = 36
-"""Kafka protocol error code of CreateTopics for a topic that is already there."""
 
 Message = tuple[bytes, bytes]
 """A Kafka key and value."""
@@ -99,7 +96,7 @@ class KafkaAlertPublisher:
             )
             try:
                 await producer.start()
-                await self._ensure_topic()
+                await ensure_topics(self._settings, [self._topic])
             except (KafkaError, OSError) as exc:
                 await producer.stop()
                 log.warning("kafka.connect_failed", error=str(exc), retry_in_s=delay)
@@ -109,29 +106,6 @@ class KafkaAlertPublisher:
             self._producer = producer
             log.info("kafka.connected", bootstrap=self._settings.bootstrap, topic=self._topic)
             return
-
-    async def _ensure_topic(self) -> None:
-        """Create the alerts topic with the configured partitions if nobody has yet."""
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self._settings.bootstrap,
-            request_timeout_ms=int(self._timeout_s * 1000),
-        )
-        await admin.start()
-        try:
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        self._topic,
-                        num_partitions=self._settings.partitions,
-                        replication_factor=self._settings.replication_factor,
-                    )
-                ]
-            )
-        finally:
-            await admin.close()
-        for topic, code, *_ in response.topic_errors:
-            if code not in (0, TOPIC_ALREADY_EXISTS):
-                raise KafkaError(f"creating topic {topic} failed with error code {code}")
 
     async def publish(self, messages: Sequence[Message]) -> None:
         producer = self._producer

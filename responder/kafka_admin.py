@@ -1,0 +1,54 @@
+"""Creating the responder's topics before anything reads or writes them.
+
+A topic first touched by a send is auto-created with the broker's default partition
+count, and a consumer group subscribed to a missing topic ignores it until its next
+metadata refresh (minutes). So each process creates what it needs, with the configured
+partitions, before it starts: the worker all of them, ingest the ones it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from responder.engine.topics import COMMANDS, NOTIFICATIONS, REMEDIATION, REPLIES, ROUTES
+from responder.models.topics import ALERTS, AUDIT, INCIDENTS, topic_name
+from responder.settings import KafkaSettings
+
+TOPIC_ALREADY_EXISTS = 36
+"""Kafka's error code for a create of a topic that is there: success, for us."""
+
+ALL_TOPICS = (ALERTS, INCIDENTS, AUDIT, REMEDIATION, COMMANDS, ROUTES, NOTIFICATIONS, REPLIES)
+"""Every topic the worker consumes or produces (table changelogs are Faust's own)."""
+
+
+def all_topic_names(settings: KafkaSettings) -> list[str]:
+    """The full names of every topic of this deployment (``responder.alerts``, ...)."""
+    return [topic_name(settings.topic_prefix, name) for name in ALL_TOPICS]
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> None:
+    """Create the topics (full names) with the configured partitions unless they exist."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        request_timeout_ms=int(settings.request_timeout_s * 1000),
+    )
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    topic,
+                    num_partitions=settings.partitions,
+                    replication_factor=settings.replication_factor,
+                )
+                for topic in topics
+            ]
+        )
+    finally:
+        await admin.close()
+    for topic, code, *_ in response.topic_errors:
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            raise KafkaError(f"creating topic {topic} failed with error code {code}")
