@@ -35,6 +35,7 @@ from responder.engine.model import (
     Event,
     IndexIncident,
     Notify,
+    ReplyToCommand,
     RouteEntry,
     RunAction,
     StartVerify,
@@ -61,6 +62,8 @@ class Outbound:
     notifications: Any
     audit: Any
     routes: Any
+    replies: Any = None
+    """``ReplyToCommand`` effects (answered by the notify agent); None: replies are dropped."""
 
 
 def action_target(ref: TargetRef) -> Target:
@@ -157,6 +160,12 @@ class EffectRunner:
                 pending.append(
                     await self.outbound.audit.send(
                         key=e.incident_key.encode(), value=e.model_dump_json().encode()
+                    )
+                )
+            elif isinstance(effect, ReplyToCommand) and self.outbound.replies is not None:
+                pending.append(
+                    await self.outbound.replies.send(
+                        key=effect.incident_id.encode(), value=effect.model_dump_json().encode()
                     )
                 )
             elif isinstance(effect, IndexIncident):

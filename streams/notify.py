@@ -16,6 +16,9 @@ The remediation engine publishes one ``Notification`` per transition, keyed by i
 - **Incidents do not wait for each other.** A batch is split by incident: one incident's
   notifications go in order, different incidents in parallel, so a slow retry delays its
   own incident and at most the batch it came in, never the partition forever.
+- **Replies.** A command given in Slack carries its ``response_url``; once the engine
+  has applied it, a ``ReplyToCommand`` comes on ``responder.command-replies`` and the
+  person is told what came of it (``ResponseUrlReplier``, same bounded retries).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import structlog
 from faust.streams import current_event
 from pydantic import BaseModel, ValidationError
 
-from responder.engine.topics import NOTIFICATIONS
+from responder.engine.model import ReplyToCommand
+from responder.engine.topics import NOTIFICATIONS, REPLIES
 from responder.errors import PermanentError, TemporaryError
 from responder.integrations.base import (
     DeliveryResult,
@@ -42,7 +46,9 @@ from responder.integrations.base import (
 )
 from responder.integrations.pagerduty.events import PagedIncident
 from responder.integrations.registry import NotifierDeps, build_notifiers
+from responder.integrations.seen import SeenCache
 from responder.integrations.slack.notifier import SlackMessageRef
+from responder.integrations.slack.reply import ResponseUrlReplier
 from responder.models.incidents import AuditEvent
 from responder.models.topics import topic_name
 from responder.settings import NotifySettings, Settings
@@ -59,6 +65,7 @@ PAGERDUTY_TABLE = "notify-pagerduty"
 """Incident id -> ``PagedIncident`` JSON."""
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 NotifierFactory = Callable[[NotifierDeps], Mapping[str, Notifier]]
 """Builds the notifiers around the table-backed stores (production: ``build_notifiers``)."""
@@ -143,6 +150,7 @@ class Deliverer:
     notifiers: Mapping[str, Notifier]
     settings: NotifySettings
     audit: Audit
+    replier: ResponseUrlReplier | None = None
     sleep: Sleep = default_sleep
     monotonic: Monotonic = time.monotonic
     failures: int = field(default=0)
@@ -168,31 +176,58 @@ class Deliverer:
         return outcomes
 
     async def _one(self, notifier: Notifier, n: Notification) -> DeliveryResult | Failure:
+        return await self.retrying(notifier.name, n.incident_id, lambda: notifier.notify(n))
+
+    async def reply(self, r: ReplyToCommand) -> bool:
+        """Answer a command on its response_url; False (logged) when that failed for good."""
+        if self.replier is None:
+            return False
+
+        async def post() -> bool:
+            assert self.replier is not None
+            await self.replier.reply(r.url, r.text)
+            return True
+
+        outcome = await self.retrying("response_url", r.incident_id, post)
+        if isinstance(outcome, Failure):
+            log.warning(
+                "notify.reply_failed",
+                incident_id=r.incident_id,
+                permanent=outcome.permanent,
+                error=outcome.error,
+            )
+            return False
+        return True
+
+    async def retrying(
+        self, name: str, incident_id: str, call: Callable[[], Awaitable[T]]
+    ) -> T | Failure:
+        """``call`` until it succeeds, fails for good, or the retry budget is spent."""
         started = self.monotonic()
         attempts = 0
         while True:
             attempts += 1
             try:
-                return await notifier.notify(n)
+                return await call()
             except TemporaryError as exc:
                 delay = min(max(exc.delay, 0.0), self.settings.retry_max_delay_s)
                 spent = self.monotonic() - started
                 if spent + delay > self.settings.retry_budget_s:
-                    return Failure(notifier.name, f"gave up: {exc}", False, attempts)
+                    return Failure(name, f"gave up: {exc}", False, attempts)
                 log.warning(
                     "notify.retry",
-                    incident_id=n.incident_id,
-                    notifier=notifier.name,
+                    incident_id=incident_id,
+                    notifier=name,
                     attempt=attempts,
                     delay_s=delay,
                     error=str(exc),
                 )
                 await self.sleep(delay)
             except PermanentError as exc:
-                return Failure(notifier.name, str(exc), True, attempts)
+                return Failure(name, str(exc), True, attempts)
             except Exception as exc:  # a notifier bug must not stop the agent
-                log.exception("notify.crashed", incident_id=n.incident_id, notifier=notifier.name)
-                return Failure(notifier.name, f"unexpected {type(exc).__name__}", True, attempts)
+                log.exception("notify.crashed", incident_id=incident_id, notifier=name)
+                return Failure(name, f"unexpected {type(exc).__name__}", True, attempts)
 
 
 @dataclass
@@ -229,11 +264,18 @@ def register_notify(
     if not notifiers:
         log.info("notify.disabled", reason="neither slack nor pagerduty is enabled")
         return None
-    topic = app.topic(
-        topic_name(kafka.topic_prefix, NOTIFICATIONS),
-        partitions=kafka.partitions,
-        schema=RAW_SCHEMA,
-    )
+
+    def topic(name: str) -> Any:
+        # internal=True: created with these partitions when the worker subscribes, so the
+        # agent does not wait for a metadata refresh if nothing was sent to it yet.
+        return app.topic(
+            topic_name(kafka.topic_prefix, name),
+            partitions=kafka.partitions,
+            schema=RAW_SCHEMA,
+            internal=True,
+        )
+
+    notifications = topic(NOTIFICATIONS)
 
     async def audit(n: Notification, failure: Failure) -> None:
         event = AuditEvent(
@@ -256,7 +298,12 @@ def register_notify(
             )
         )
 
-    deliverer = Deliverer(notifiers=notifiers, settings=settings.notify, audit=audit)
+    deliverer = Deliverer(
+        notifiers=notifiers,
+        settings=settings.notify,
+        audit=audit,
+        replier=ResponseUrlReplier(settings.slack) if settings.slack.enabled else None,
+    )
 
     async def incident(items: list[tuple[Any, Notification]]) -> None:
         for event, n in items:
@@ -277,7 +324,31 @@ def register_notify(
             # One incident in order, incidents in parallel; offsets acknowledged after all.
             await asyncio.gather(*(incident(items) for items in by_incident.values()))
 
-    app.agent(topic, name="notify", concurrency=1)(notify)
+    app.agent(notifications, name="notify", concurrency=1)(notify)
+
+    # Replies to commands (Slack response_url): once per command key; the memory is per
+    # process, so a crash between a reply and its offset commit may answer twice.
+    answered = SeenCache(ttl_s=3600.0, max_entries=100_000)
+
+    async def answer(r: ReplyToCommand) -> None:
+        if r.idempotency_key in answered:
+            return
+        if await deliverer.reply(r):
+            answered.add(r.idempotency_key)
+
+    async def reply(stream: Any) -> None:
+        conf = settings.notify
+        async for events in stream.take_events(conf.batch_max, within=conf.batch_within_s):
+            pending = []
+            for event in events:
+                try:
+                    pending.append(answer(ReplyToCommand.model_validate_json(event.value)))
+                except ValidationError as exc:
+                    log.error("notify.invalid_reply", error=str(exc)[:500])
+            await asyncio.gather(*pending)
+
+    if deliverer.replier is not None:
+        app.agent(topic(REPLIES), name="command-replies", concurrency=1)(reply)
 
     async def _close(*_: Any, **__: Any) -> None:
         for notifier in notifiers.values():
@@ -289,5 +360,8 @@ def register_notify(
     app.on_before_shutdown.connect(_close)
     log.info("notify.enabled", notifiers=sorted(notifiers))
     return NotifyStreams(
-        topic=topic, slack_table=slack_table, pagerduty_table=pagerduty_table, deliverer=deliverer
+        topic=notifications,
+        slack_table=slack_table,
+        pagerduty_table=pagerduty_table,
+        deliverer=deliverer,
     )

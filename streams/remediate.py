@@ -38,6 +38,7 @@ from responder.engine.topics import (
     NOTIFICATIONS,
     REMEDIATION,
     REMEDIATION_TABLE,
+    REPLIES,
     ROUTES,
     ROUTES_TABLE,
 )
@@ -205,7 +206,9 @@ def register_remediation(
         actions_settings=settings.actions,
         actions=runtime.actions or production_actions(settings),
         send=send,
-        outbound=Outbound(notifications=notifications, audit=streams.audit, routes=routes),
+        outbound=Outbound(
+            notifications=notifications, audit=streams.audit, routes=routes, replies=topic(REPLIES)
+        ),
     )
     scanner = DeadlineScanner(
         table=state_table,

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from responder.engine import escalation as esc
+from responder.engine import replies
 from responder.engine.guards import admission, approval, cooldown, dry_run, rate_limit
 from responder.engine.model import (
     COMMANDS_MEMORY,
@@ -48,6 +49,7 @@ from responder.engine.model import (
     LedgerEntry,
     LedgerStatus,
     Notify,
+    ReplyToCommand,
     Resume,
     RunAction,
     Stage,
@@ -120,6 +122,9 @@ class _Step:
             return
         run = self.state.runs.get(event.incident_id)
         if run is None:
+            if isinstance(event, CommandReceived) and event.reply_to:
+                how = self.state.finished.get(event.incident_id)
+                self.reply(event, replies.ended_reply(event, how))
             return  # unknown or already ended: a late, duplicate or replayed event
         runbook = self.runbooks(run.runbook_id)
         if runbook is None:
@@ -546,6 +551,7 @@ class _Step:
             return
         run.commands_seen = [*run.commands_seen, cmd.idempotency_key][-COMMANDS_MEMORY:]
         self.changed = True
+        before = replies.Before.of(run)
         self.audit(run, "command", command=cmd.kind.value, actor=cmd.actor, step=cmd.step)
         if cmd.kind is CommandKind.RESOLVE:
             self.end(run, runbook, "resolved_by_command", actor=cmd.actor)
@@ -569,6 +575,20 @@ class _Step:
                     run, runbook, f"Step {run.step + 1} rejected by {cmd.actor}", actor=cmd.actor
                 )
                 self.enter_step(run, runbook, run.step + 1)
+        if cmd.reply_to:
+            self.reply(cmd, replies.command_reply(cmd, before, run))
+
+    def reply(self, cmd: CommandReceived, text: str) -> None:
+        """Answer the person on their response_url (once per command: keyed by its key)."""
+        assert cmd.reply_to is not None
+        self.effects.append(
+            ReplyToCommand(
+                incident_id=cmd.incident_id,
+                url=cmd.reply_to,
+                text=text,
+                idempotency_key=cmd.idempotency_key,
+            )
+        )
 
     # --- the end -----------------------------------------------------------------------------------
 

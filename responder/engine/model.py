@@ -261,6 +261,8 @@ class CommandReceived(_Event):
     idempotency_key: str
     step: int | None = None
     reason: str = ""
+    reply_to: str | None = None
+    """Slack ``response_url`` to tell the person what came of it (checked at ingest)."""
 
 
 Event = Annotated[
@@ -337,7 +339,18 @@ class IndexIncident(_Effect):
     target_key: str
 
 
-Effect = RunAction | StartVerify | CancelVerify | Notify | Audit | IndexIncident
+class ReplyToCommand(_Effect):
+    """Tell the person who gave a command what came of it (their Slack ``response_url``)."""
+
+    type: Literal["reply"] = "reply"
+    incident_id: str
+    url: str
+    text: str
+    idempotency_key: str
+    """The command's: one reply per command, however often the event is replayed."""
+
+
+Effect = RunAction | StartVerify | CancelVerify | Notify | Audit | IndexIncident | ReplyToCommand
 
 
 class RouteEntry(BaseModel):

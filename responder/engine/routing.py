@@ -95,4 +95,5 @@ def command_event(command: Command) -> CommandReceived | None:
         idempotency_key=command.idempotency_key,
         step=command.step,
         reason=command.reason,
+        reply_to=command.reply_to,
     )

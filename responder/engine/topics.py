@@ -19,6 +19,8 @@ REMEDIATION: Final = "remediation"
 COMMANDS: Final = "commands"
 ROUTES: Final = "remediation-routes"
 NOTIFICATIONS: Final = "notifications"
+REPLIES: Final = "command-replies"
+"""``ReplyToCommand`` effects, keyed by incident id, for the notify worker's replier."""
 
 REMEDIATION_TABLE: Final = "remediation"
 """Target key -> ``TargetState`` JSON (changelog ``<app id>-remediation-changelog``)."""

@@ -258,12 +258,13 @@ async def _gated_incident(
     assert incident in (await response.json())["text"]
 
     # Somebody not on the allow-list presses it: refused, nothing runs.
+    mallory_url = slack.response_url()
     press = block_actions_body(
         ACTION_APPROVE,
         button["value"],
         user_id=MALLORY,
         trigger_id="t-mallory-1",
-        response_url=slack.response_url(),
+        response_url=mallory_url,
         ts=message.ts,
     )
     response = await ingest.post("/v1/slack/interactions", data=press, headers=slack_headers(press))
@@ -290,6 +291,17 @@ async def _gated_incident(
 
     await wait_for(lambda: bool(ran()), 60)
     assert [(r["step"], r["action"]) for r in ran()] == [(0, "deployment.restart")]
+
+    # Each person heard back on their response_url: the refusal, and what the engine did.
+    def replies(url: str) -> list[str]:
+        return [r.body["text"] for r in slack.replies[url.rsplit("/", 1)[1]]]
+
+    await wait_for(lambda: bool(replies(reply_url)), 30)
+    assert replies(reply_url) == [
+        f":arrow_forward: Approved step 1 of incident `{incident}`; it is running."
+    ]
+    await wait_for(lambda: bool(replies(mallory_url)), 10)
+    assert replies(mallory_url)[0].startswith(":no_entry: Refused")
     return {"slack:t-alice-approve"}
 
 
