@@ -97,6 +97,9 @@ class KafkaAlertPublisher:
             try:
                 await producer.start()
                 await ensure_topics(self._settings, [self._topic])
+            except asyncio.CancelledError:
+                await producer.stop()  # stopped while connecting: leave no client open
+                raise
             except (KafkaError, OSError) as exc:
                 await producer.stop()
                 log.warning("kafka.connect_failed", error=str(exc), retry_in_s=delay)

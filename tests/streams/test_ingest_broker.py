@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
 from e2e_support import (
     AUTH,
@@ -25,8 +26,11 @@ from e2e_support import (
     webhook,
 )
 
+from responder.ingest.app import create_app
+from responder.ingest.publisher import KafkaAlertPublisher
 from responder.models.alerts import AlertEvent, AlertmanagerWebhook, normalize
 from responder.models.incidents import Incident, IncidentState, IncidentTransition
+from responder.stack.process import free_port
 from responder.stack.service import start_async, stop_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -160,3 +164,42 @@ async def test_real_alertmanager_opens_and_resolves_through_ingest(
     states = [IncidentTransition.model_validate_json(v) for _, v, _ in both]
     assert [t.to_state for t in states] == [IncidentState.OPEN, IncidentState.RESOLVED]
     assert states[0].incident_id == states[1].incident_id
+
+
+async def test_more_alerts_in_flight_than_the_bound_get_503_not_memory(settings: Any) -> None:
+    bounded = settings.kafka.model_copy(update={"max_pending": 40})
+    publisher = KafkaAlertPublisher(bounded, alerts_topic(settings), retry_after_s=3)
+    await publisher.start()
+    try:
+        assert await publisher.wait_connected(30)
+        app = create_app(settings.ingest, publisher)
+        async with TestClient(TestServer(app)) as client:
+            body = webhook([alert_json(1, f) for f in range(50)])
+
+            response = await client.post("/v1/alertmanager", json=body, headers=AUTH)
+
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "3"
+            assert "in flight" in (await response.json())["error"]
+            assert publisher.pending == 0
+    finally:
+        await publisher.stop()
+
+
+async def test_unreachable_broker_gives_503_and_unready_without_waiting(settings: Any) -> None:
+    nowhere = settings.kafka.model_copy(update={"bootstrap": f"127.0.0.1:{free_port()}"})
+    publisher = KafkaAlertPublisher(nowhere, alerts_topic(settings), retry_after_s=3)
+    await publisher.start()
+    try:
+        async with TestClient(TestServer(create_app(settings.ingest, publisher))) as client:
+            body = webhook([alert_json(1, 0)])
+            began = time.monotonic()
+
+            response = await client.post("/v1/alertmanager", json=body, headers=AUTH)
+
+            assert response.status == 503
+            assert time.monotonic() - began < 1.0
+            assert (await client.get("/readyz")).status == 503
+            assert (await client.get("/healthz")).status == 200
+    finally:
+        await publisher.stop()
