@@ -35,6 +35,8 @@ ONCALL_KEY = "E2E0NCALLR0UT1NGKEYE2E0NCALLK032"
 ALICE = "U0ALICE"
 MALLORY = "U0MALLORY"
 TOKEN = "e2e-escalation-token"
+THIRD_LEVEL_WAIT_S = 6.0
+"""The #ops level of the failing runbook fires this long after the page, unless acked."""
 
 RUNBOOKS = {
     "failing": """
@@ -59,7 +61,7 @@ escalation:
   chain:
     - {notify: slack, channel: "#incidents"}
     - {notify: pagerduty, routing_key_ref: oncall, wait: 1s}
-    - {notify: slack, channel: "#ops", wait: 4s}
+    - {notify: slack, channel: "#ops", wait: 6s}
 """,
     "gated": """
 apiVersion: responder/v1
