@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -38,7 +39,7 @@ def _echo(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _alert(starts_at: datetime, ends_at: datetime | None = None) -> dict[str, Any]:
+def _alert(run: str, starts_at: datetime, ends_at: datetime | None = None) -> dict[str, Any]:
     alert: dict[str, Any] = {
         "labels": {
             "alertname": "HighGenerationLatency",
@@ -46,6 +47,9 @@ def _alert(starts_at: datetime, ends_at: datetime | None = None) -> dict[str, An
             "team": "musearoo",
             "namespace": NAMESPACE,
             "engine": ENGINE,
+            # Each run its own alert: Alertmanager does not notify again for an alert
+            # group it already delivered, so a rerun would otherwise wait for repeat_interval.
+            "demo_run": run,
         },
         "annotations": {"summary": f"Generation p95 latency of {ENGINE} is 484 ms (demo)"},
         "startsAt": starts_at.isoformat(),
@@ -181,46 +185,54 @@ class Demo:
                 await asyncio.sleep(0.2)
 
     async def _play(self, stack: Any) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import AIOKafkaConsumer
 
         audit_topic = topic_name(self.settings.kafka.topic_prefix, AUDIT)
+        # No group: the consumer takes every partition of the topic, from its end.
         consumer = AIOKafkaConsumer(
             bootstrap_servers=f"127.0.0.1:{self.settings.stack.kafka_port}",
+            auto_offset_reset="latest",
             enable_auto_commit=False,
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer, audit_topic)
-            consumer.assign([TopicPartition(audit_topic, p) for p in partitions])
-            await consumer.seek_to_end()
+            await self._pin_positions(consumer, audit_topic)
             alertmanager = stack.get("alertmanager")
-            started = datetime.now(UTC)
+            run, started = f"{time.time_ns():x}", datetime.now(UTC)
             _echo("== firing HighGenerationLatency through Alertmanager's /api/v2/alerts")
-            await asyncio.to_thread(alertmanager.post_alerts, [_alert(started)])
-            opened = await self._follow(consumer, lambda e: e["kind"] == "incident.open")
-            _echo("== incident opened:")
-            click.echo(json.dumps(opened, indent=2, default=str))
-            await self._follow(consumer, _action_finished)
-            _echo(f"== generation cache keys left in Redis: {await self._count_cache()}")
-            _echo("== resolving the alert in Alertmanager")
-            ended = datetime.now(UTC) - timedelta(seconds=1)
-            await asyncio.to_thread(alertmanager.post_alerts, [_alert(started, ended)])
+            await asyncio.to_thread(alertmanager.post_alerts, [_alert(run, started)])
+            try:
+                opened = await self._follow(consumer, lambda e: e["kind"] == "incident.open")
+                _echo("== incident opened:")
+                click.echo(json.dumps(opened, indent=2, default=str))
+                await self._follow(consumer, _action_finished)
+                _echo(f"== generation cache keys left in Redis: {await self._count_cache()}")
+            finally:
+                _echo("== resolving the alert in Alertmanager")
+                ended = datetime.now(UTC) - timedelta(seconds=1)
+                await asyncio.to_thread(alertmanager.post_alerts, [_alert(run, started, ended)])
             resolved = await self._follow(consumer, lambda e: e["kind"] == "incident.resolved")
             _echo("== incident resolved:")
             click.echo(json.dumps(resolved, indent=2, default=str))
         finally:
             await consumer.stop()
 
-    async def _partitions(self, consumer: Any, topic: str) -> set[int]:
+    async def _pin_positions(self, consumer: Any, topic: str) -> None:
+        """Subscribe once the worker has created ``topic`` (a subscription to a missing topic
+        would have the broker auto-create it with its default partitions), and resolve the
+        end offset of every partition now, before the alert is fired."""
         deadline = time.monotonic() + self.timeout_s
-        while True:
-            topics = await consumer.topics()  # refreshes the cluster metadata
-            partitions = consumer.partitions_for_topic(topic) if topic in topics else None
-            if partitions:
-                return set(partitions)
+        while topic not in await consumer.topics():
             if time.monotonic() > deadline:
-                raise TemporaryError(f"topic {topic} did not appear within {self.timeout_s} s")
+                raise TemporaryError(f"the worker did not create {topic} within {self.timeout_s} s")
             await asyncio.sleep(0.2)
+        consumer.subscribe([topic])
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TemporaryError(f"no audit partitions assigned within {self.timeout_s} s")
+            await asyncio.sleep(0.1)
+        for partition in consumer.assignment():
+            await consumer.position(partition)
 
     async def _follow(
         self, consumer: Any, done: Callable[[Mapping[str, Any]], bool]
@@ -293,6 +305,8 @@ class _Child:
 def demo(no_kube: bool, timeout_s: float) -> None:
     """Fire an alert through the local stack and print the incident it opens and resolves."""
     settings = get_settings()
+    # The audit reader's transient leader-election retries are noise here, not news.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         asyncio.run(Demo(settings, with_kube=not no_kube, timeout_s=timeout_s).run())
     except ResponderError as exc:
