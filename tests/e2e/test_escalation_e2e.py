@@ -11,9 +11,10 @@ recording action's file, and the topics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from e2e_escalation_support import (
     with_integrations,
     write_runbooks,
 )
+from e2e_support import read_topic
 from fakes.pagerduty_events import FakePagerDuty
 from fakes.slack_api import FakeSlack, Message
 from recording import (
@@ -50,12 +52,15 @@ from recording import (
 
 from responder.ingest.app import create_app
 from responder.ingest.publisher import KafkaAlertPublisher
-from responder.ingest.wiring import build_chatops
+from responder.ingest.wiring import ChatOpsWiring, build_chatops
 from responder.integrations.base import IncidentPhase
 from responder.integrations.slack.blocks import ACTION_APPROVE
+from responder.integrations.slack.notifier import SlackMessageRef
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
 from responder.models.topics import ALERTS, topic_name
+from responder.settings import Settings
+from streams.notify import SLACK_TABLE
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -69,6 +74,45 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float) -> 
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(0.2)  # polling interval, bounded by the deadline
+
+
+@contextlib.asynccontextmanager
+async def ingest_for(settings: Settings) -> AsyncIterator[tuple[Client, ChatOpsWiring]]:
+    """The real ingest app (Alertmanager webhook + ChatOps) with its Kafka clients, on loopback."""
+    publisher = KafkaAlertPublisher(
+        settings.kafka,
+        topic_name(settings.kafka.topic_prefix, ALERTS),
+        retry_after_s=settings.ingest.retry_after_s,
+    )
+    wiring = build_chatops(settings)
+    assert wiring is not None
+    app = create_app(settings.ingest, publisher)
+    wiring.mount(app)
+    await publisher.start()
+    try:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as ingest:
+            assert await wiring.wait_connected(30), "ingest could not reach the broker"
+            yield ingest, wiring
+    finally:
+        await publisher.stop()
+
+
+def prepare(
+    kafka: Any,
+    tmp_path: Path,
+    slack: FakeSlack,
+    pd: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    plan: dict[str, Any],
+) -> Settings:
+    write_runbooks(tmp_path / "runbooks")
+    base = make_settings(kafka, tmp_path, "http://127.0.0.1:9", tmp_path / "runbooks")
+    settings = with_integrations(base, slack.url, pd.url, tls_cert[0])
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    for name, value in integration_env(settings).items():
+        monkeypatch.setenv(name, value)  # the worker subprocess reads its settings from these
+    return settings
 
 
 def pd_events(pd: FakePagerDuty, incident: str, action: str) -> list[dict[str, Any]]:
@@ -98,14 +142,8 @@ async def test_escalation_chatops_end_to_end(
     workers: Callable[..., RecordingWorker],  # noqa: F811 - the fixture
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    write_runbooks(tmp_path / "runbooks")
-    base = make_settings(kafka, tmp_path, "http://127.0.0.1:9", tmp_path / "runbooks")
-    settings = with_integrations(base, fake_slack.url, fake_pd.url, tls_cert[0])
-    (tmp_path / "plan.json").write_text(
-        json.dumps({"cache.clear": {"fail": True}, "model.reload": {"fail": True}})
-    )
-    for name, value in integration_env(settings).items():
-        monkeypatch.setenv(name, value)  # the worker subprocess reads its settings from these
+    plan = {"cache.clear": {"fail": True}, "model.reload": {"fail": True}}
+    settings = prepare(kafka, tmp_path, fake_slack, fake_pd, tls_cert, monkeypatch, plan)
     record = tmp_path / "actions.jsonl"
 
     bus = Bus(settings)
@@ -117,34 +155,20 @@ async def test_escalation_chatops_end_to_end(
 
 
 async def _scenario(
-    settings: Any,
+    settings: Settings,
     bus: Bus,
     fake_slack: FakeSlack,
     fake_pd: FakePagerDuty,
     workers: Callable[..., RecordingWorker],  # noqa: F811 - the fixture
     record: Path,
 ) -> None:
-    publisher = KafkaAlertPublisher(
-        settings.kafka,
-        topic_name(settings.kafka.topic_prefix, ALERTS),
-        retry_after_s=settings.ingest.retry_after_s,
-    )
-    wiring = build_chatops(settings)
-    assert wiring is not None
-    app = create_app(settings.ingest, publisher)
-    wiring.mount(app)
-    await publisher.start()
-    try:
-        async with TestClient(TestServer(app, host="127.0.0.1")) as ingest:
-            assert await wiring.wait_connected(30), "ingest could not reach the broker"
-            workers(settings)
-            failing = incident_id_of(await bus.fire(labels("failing")))
-            gated = incident_id_of(await bus.fire(labels("gated")))
-            accepted = await _failing_incident(ingest, bus, wiring, fake_slack, fake_pd, failing)
-            accepted |= await _gated_incident(ingest, wiring, fake_slack, record, gated)
-            refused = await _forged_requests(ingest, failing, gated)
-    finally:
-        await publisher.stop()
+    async with ingest_for(settings) as (ingest, wiring):
+        workers(settings)
+        failing = incident_id_of(await bus.fire(labels("failing")))
+        gated = incident_id_of(await bus.fire(labels("gated")))
+        accepted = await _failing_incident(ingest, bus, wiring, fake_slack, fake_pd, failing)
+        accepted |= await _gated_incident(ingest, wiring, fake_slack, record, gated)
+        refused = await _forged_requests(ingest, failing, gated)
 
     # Nothing but the accepted commands reached responder.commands.
     records = await bus.read("commands", until=lambda r: len(r) >= len(accepted), timeout_s=10)
@@ -348,3 +372,78 @@ async def _forged_requests(ingest: Client, failing: str, gated: str) -> int:
         response = await ingest.post(path, data=body, headers=headers)
         assert response.status == 401, (path, headers, await response.text())
     return len(attempts) + 1  # and the replayed approve above
+
+
+async def test_a_restarted_worker_neither_posts_again_nor_forgets_the_message(
+    kafka: Any,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    fake_pd: FakePagerDuty,
+    tls_cert: tuple[Path, Path],
+    workers: Callable[..., RecordingWorker],  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGKILL the worker once Slack shows an incident: its successor, rebuilt from the
+    changelogs in a fresh data dir, gets the redelivered notifications and the next
+    transition, and edits the same message: one message, one thread reply per transition."""
+    settings = prepare(kafka, tmp_path, fake_slack, fake_pd, tls_cert, monkeypatch, {})
+    changelog = f"{settings.worker.app_id}-{SLACK_TABLE}-changelog"
+    bus = Bus(settings)
+    await bus.start()
+    try:
+        async with ingest_for(settings) as (ingest, wiring):
+            first = workers(settings)
+            incident = incident_id_of(await bus.fire(labels("gated")))
+
+            def durable(records: list[tuple[bytes, bytes, int]]) -> bool:
+                refs = [
+                    SlackMessageRef.model_validate_json(v)
+                    for k, v, _ in records
+                    if k == incident.encode()
+                ]
+                return any(len(ref.delivered) >= 2 for ref in refs)  # escalated, awaiting approval
+
+            assert durable(
+                await read_topic(kafka.bootstrap, changelog, until=durable, timeout_s=60)
+            )
+            first.stop(crash=True)
+            fresh = settings.model_copy(
+                update={
+                    "worker": settings.worker.model_copy(
+                        update={"data_dir": str(tmp_path / "worker-after-crash")}
+                    )
+                }
+            )
+            workers(fresh)
+
+            async def in_view() -> bool:
+                return await wiring.view.get(incident) is not None
+
+            await eventually(in_view, 10)
+            reply_url = fake_slack.response_url()
+            ack = slash_body(
+                f"ack {incident}",
+                user_id=ALICE,
+                trigger_id="t-ack-after-crash",
+                response_url=reply_url,
+            )
+            response = await ingest.post("/v1/slack/commands", data=ack, headers=slack_headers(ack))
+            assert response.status == 200
+            assert "accepted" in (await response.json())["text"]
+
+            def thread() -> list[str]:
+                (message,) = incident_messages(fake_slack, incident)
+                return [m.text for m in fake_slack.thread(message.ts)]
+
+            await wait_for(lambda: any("Acknowledged by alice" in t for t in thread()), 90)
+            rid = reply_url.rsplit("/", 1)[1]
+            await wait_for(lambda: bool(fake_slack.replies[rid]), 30)
+            assert fake_slack.replies[rid][0].body["text"] == (
+                f":eyes: Acknowledged incident `{incident}`; its escalation is stopped."
+            )
+    finally:
+        await bus.stop()
+    assert len(incident_messages(fake_slack, incident)) == 1
+    texts = thread()
+    assert len(texts) == 3, texts  # escalated, awaiting approval, acknowledged: once each
+    assert len(set(texts)) == 3, texts
