@@ -38,7 +38,12 @@ sys.path.insert(0, str(ROOT / "tests" / "streams"))
 from recording import RecordingWorker, read_log  # noqa: E402
 
 from responder.models.alerts import AlertEvent, AlertStatus, incident_key  # noqa: E402
-from responder.models.incidents import AuditEvent  # noqa: E402
+from responder.models.incidents import (  # noqa: E402
+    AuditEvent,
+    IncidentState,
+    IncidentTransition,
+    incident_id,
+)
 from responder.settings import (  # noqa: E402
     KafkaSettings,
     RemediationSettings,
@@ -168,23 +173,44 @@ def alert(service: str, *, pod: str = "p0", starts: datetime | None = None) -> A
     )
 
 
+def transition(event: AlertEvent) -> IncidentTransition:
+    """What triage publishes when this alert opens its incident."""
+    return IncidentTransition(
+        incident_id=incident_id(event.incident_key, event.fingerprint, event.starts_at),
+        incident_key=event.incident_key,
+        seq=1,
+        from_state=None,
+        to_state=IncidentState.OPEN,
+        at=event.received_at,
+        cause_fingerprint=event.fingerprint,
+        alert_received_at=event.received_at,
+        labels=event.labels,
+    )
+
+
 async def first_action_latency(
     producer: AIOKafkaProducer,
-    alerts_topic: str,
+    prefix: str,
     record: Path,
     rate: float,
     seconds: float,
     tag: str,
+    *,
+    skip_triage: bool = False,
 ) -> tuple[list[float], float, int]:
+    """Latency from the alert (or, with ``skip_triage``, its incident transition) to its action."""
     count = int(rate * seconds)
     received: dict[str, float] = {}
 
     async def send(i: int) -> None:
         event = alert(f"{tag}-{i}")
         received[f"bench/{tag}-{i}"] = event.received_at.timestamp()
-        await producer.send(
-            alerts_topic, key=event.incident_key.encode(), value=event.model_dump_json().encode()
-        )
+        if skip_triage:
+            value = transition(event).model_dump_json().encode()
+            await producer.send(f"{prefix}.incidents", key=event.incident_key.encode(), value=value)
+        else:
+            value = event.model_dump_json().encode()
+            await producer.send(f"{prefix}.alerts", key=event.incident_key.encode(), value=value)
 
     achieved = await paced(rate, count, send)
     await producer.flush()
@@ -293,9 +319,7 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
-        warm, _, missing = await first_action_latency(
-            producer, f"{prefix}.alerts", record, 20, 1, "warmup"
-        )
+        warm, _, missing = await first_action_latency(producer, prefix, record, 20, 1, "warmup")
         if missing:
             raise SystemExit(
                 f"worker did not start actions for the warm-up alerts; see {worker.log_path}"
@@ -306,7 +330,7 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
                 bootstrap, f"{prefix}.bench-rtt", rate, int(rate * args.seconds)
             )
             lat, achieved, missing = await first_action_latency(
-                producer, f"{prefix}.alerts", record, rate, args.seconds, f"r{int(rate)}"
+                producer, prefix, record, rate, args.seconds, f"r{int(rate)}"
             )
             print(
                 f"\n{rate:>6.0f} alerts/s offered, {achieved:7.1f} achieved, {args.seconds:.0f} s:"
@@ -317,6 +341,15 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
                 print(
                     f"  ratio p50 {pct(lat, 0.5) / pct(rtt, 0.5):6.1f}x   p99 {pct(lat, 0.99) / pct(rtt, 0.99):6.1f}x"
                 )
+            await asyncio.sleep(args.escalate_after + 2)  # let this phase's escalations drain
+            rem, achieved, missing = await first_action_latency(
+                producer, prefix, record, rate, args.seconds, f"t{int(rate)}", skip_triage=True
+            )
+            print(
+                f"  transition -> first action {summary(rem)}   missing={missing}"
+                "  (remediation alone: router, engine, ledger, action task)"
+            )
+            await asyncio.sleep(args.escalate_after + 2)  # and this one's
         audit = await read_audit(bootstrap, f"{prefix}.audit")
         for rate in args.rates:
             print(f"  hops at {rate:.0f}/s: {breakdown(audit, f'r{int(rate)}')}")

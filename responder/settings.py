@@ -486,10 +486,12 @@ class RemediationSettings(BaseModel):
         "rebalance the scan runs at once); between them an in-memory index is used.",
     )
     batch_max: int = Field(
-        256,
+        1,
         ge=1,
-        description="Events the remediate agent decides per batch: a batch costs two broker "
-        "round trips (messages, then state) however large it is.",
+        description="Events the router and remediate agents decide per batch (Faust "
+        "take_events): a batch costs two broker round trips however large it is. Keep 1: "
+        "with batches, the scale-out test (a worker killed mid-load) lost events in flight "
+        "during the rebalance; one event at a time it did not.",
     )
     batch_within_s: float = Field(
         0.005,

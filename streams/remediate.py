@@ -220,8 +220,19 @@ def register_remediation(
     )
     routes_name = topic_name(kafka.topic_prefix, ROUTES)
 
+    def batches(stream: Any) -> Any:
+        """Batches of events: ``take_events`` when batching, else one event at a time."""
+        if conf.batch_max > 1:
+            return stream.take_events(conf.batch_max, within=conf.batch_within_s)
+
+        async def single() -> Any:
+            async for event in stream.events():
+                yield [event]
+
+        return single()
+
     async def route_incidents(stream: Any) -> None:
-        async for events in stream.take_events(conf.batch_max, within=conf.batch_within_s):
+        async for events in batches(stream):
             pending = []
             for event in events:
                 try:
@@ -283,7 +294,7 @@ def register_remediation(
         await send(target_key.decode(), received)
 
     async def remediate(stream: Any) -> None:
-        async for events in stream.take_events(conf.batch_max, within=conf.batch_within_s):
+        async for events in batches(stream):
             await _remediate_batch(events)
 
     async def _remediate_batch(events: list[Any]) -> None:

@@ -68,6 +68,8 @@ class RecordingAction:
         self.name = name
         self._log = log_path
         self._plan = plan_path
+        self._done_keys: set[str] = set()
+        self._read_upto = 0
 
     def _behaviour(self) -> dict[str, Any]:
         if self._plan is None or not self._plan.exists():
@@ -96,7 +98,19 @@ class RecordingAction:
             os.close(fd)
 
     def _done(self, key: str) -> bool:
-        return any(r["key"] == key for r in ends(self._log))
+        """Whether an ``end`` line exists for ``key`` (in any process's writing): the file is
+        read incrementally from where this action last stopped, never parsed whole again."""
+        if key not in self._done_keys and self._log.exists():
+            with self._log.open("rb") as f:
+                f.seek(self._read_upto)
+                chunk = f.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self._read_upto += len(complete)
+            for line in complete.splitlines():
+                record = json.loads(line)
+                if record["event"] == "end":
+                    self._done_keys.add(record["key"])
+        return key in self._done_keys
 
     async def run(self, ctx: ActionContext, target: Target, params: Any) -> ActionResult:
         started = time.monotonic()
@@ -115,6 +129,7 @@ class RecordingAction:
             self._write("failed", ctx, target)
             raise PermanentError(f"{self.name} failed as planned")
         self._write("end", ctx, target)
+        self._done_keys.add(ctx.key)
         return ActionResult(
             action=self.name,
             target=str(target),
@@ -389,6 +404,7 @@ def make_settings(kafka: Any, tmp_path: Path, verify_url: str, runbooks: Path) -
             timer_interval_s=0.2,
             rescan_interval_s=1.0,
             resume_grace_s=2.0,
+            batch_max=int(os.environ.get("TEST_REMEDIATION_BATCH_MAX", "1")),
         ),
         actions=ActionsSettings(http_base_urls={"verify": verify_url}),
     )
