@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE, topic_name
 from responder.settings import Settings
@@ -117,31 +115,6 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
-
-
-async def group_caught_up(bootstrap: str, group: str, topic: str, *, timeout_s: float) -> bool:
-    """Poll until ``group`` has committed the end offset of every partition of ``topic``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    try:
-        partitions = await topic_partitions(consumer, topic, deadline)
-        while partitions and loop.time() < deadline:
-            ends = await consumer.end_offsets(partitions)
-            try:
-                committed = await admin.list_consumer_group_offsets(group)
-            except KafkaError:  # the group (or __consumer_offsets) does not exist yet
-                committed = {}
-            if all(tp in committed and committed[tp].offset >= end for tp, end in ends.items()):
-                return True
-            await asyncio.sleep(0.25)  # poll interval while waiting for the next commit
-    finally:
-        await consumer.stop()
-        await admin.close()
-    return False
 
 
 def incidents_topic(settings: Settings) -> str:
