@@ -1,4 +1,4 @@
-"""Helpers of the end-to-end tests: the worker process, reading topics, waiting for a group.
+"""Helpers of the end-to-end tests: the worker process, reading topics, building webhooks.
 
 Plain functions and classes (fixtures live in conftest.py), imported by the tests by name.
 """
@@ -50,7 +50,8 @@ class WorkerProcess:
         )
 
     def stop(self, *, crash: bool = False, timeout_s: float = 60.0) -> int:
-        """SIGTERM and wait (a graceful stop), or SIGKILL (a crash)."""
+        """SIGTERM and wait (a graceful stop), or SIGKILL (a crash). Blocks: from a test's
+        event loop, call it through ``asyncio.to_thread``."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL if crash else signal.SIGTERM)
         try:

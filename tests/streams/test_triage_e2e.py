@@ -6,6 +6,7 @@ the table's changelog, the durable state a restarted worker recovers from.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from pathlib import Path
@@ -133,7 +134,7 @@ async def test_worker_restarted_mid_stream_ends_with_the_same_hundred(
     )
     assert len(seen) >= 10, first.log_tail()
 
-    first.stop(crash=crash)
+    await asyncio.to_thread(first.stop, crash=crash)
     # A fresh data dir: the new worker has no RocksDB files and must rebuild the table from
     # its changelog, or the alerts still to come would open their incidents a second time.
     restarted = settings.model_copy(
