@@ -111,6 +111,8 @@ class KafkaAlertPublisher:
             return
 
     async def publish(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return  # a webhook may carry no alerts (truncated); nothing to acknowledge
         producer = self._producer
         if producer is None:
             raise TemporaryError("Kafka is not connected", delay=self._retry_after_s)

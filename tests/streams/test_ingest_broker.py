@@ -55,6 +55,9 @@ async def test_docs_payload_lands_on_the_topic_one_partition_per_incident(
     assert sorted(e.fingerprint for e in events) == ["b3a2c1d0e9f8a7b6", "c4b3a2d1e0f9a8b7"]
     assert all(e.group_key == payload["groupKey"] for e in events)
 
+    empty = await ingest.post("/v1/alertmanager", json=payload | {"alerts": []}, headers=AUTH)
+    assert (empty.status, await empty.json()) == (200, {"accepted": 0})
+
 
 async def test_kafka_down_gives_503_in_time_and_the_retry_opens_the_incident_once(
     settings: Any, ingest: Any, start_worker: Any, kafka: Any
