@@ -83,7 +83,12 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
 
     events = normalize(webhook, received_at=request.app[CLOCK]())
     messages = [(e.incident_key.encode(), e.model_dump_json().encode()) for e in events]
-    bound = log.bind(group_key=webhook.group_key, alerts=len(events), status=webhook.status)
+    bound = log.bind(
+        group_key=webhook.group_key,
+        alerts=len(events),
+        truncated=webhook.truncated_alerts,  # alerts Alertmanager left out (max_alerts)
+        status=webhook.status,
+    )
     started = time.perf_counter()
     try:
         await request.app[PUBLISHER].publish(messages)
