@@ -42,12 +42,13 @@ from responder.engine.topics import (
     ROUTES,
     ROUTES_TABLE,
 )
+from responder.errors import ConfigError
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent, IncidentTransition
 from responder.models.topics import topic_name
 from responder.runbooks.catalog import RunbookSet
-from responder.runbooks.loader import load_directory
 from responder.runbooks.models import Runbook
+from responder.runbooks.reload import RunbookStore
 from responder.settings import Settings
 from streams.effects import ActionProvider, EffectRunner, Outbound
 from streams.escalation import DeadlineScanner
@@ -96,30 +97,52 @@ async def store_durably(table: Any, key: bytes, value: bytes) -> None:
 
 
 class RunbookSource:
-    """The runbook set in use; ``replace`` swaps it atomically (hot reload hooks in here)."""
+    """The runbook set in use: a fixed set (tests), or the hot-reloaded set of a directory.
 
-    def __init__(self, runbooks: RunbookSet) -> None:
-        self.current = runbooks
+    Hot reload is ``responder.runbooks.reload.RunbookStore``: the whole directory is loaded
+    again on a file change or SIGHUP and swapped in only if all of it is valid. An incident
+    keeps its runbook *id*; each decision looks the runbook up in the current set, so a
+    reloaded runbook applies from the incident's next step (a removed one ends it, audited).
+    """
+
+    def __init__(self, runbooks: RunbookSet, store: RunbookStore | None = None) -> None:
+        self._static = runbooks
+        self.store = store
+
+    @property
+    def current(self) -> RunbookSet:
+        if self.store is not None:
+            try:
+                return self.store.current
+            except ConfigError:
+                pass  # never loaded successfully yet: the fallback (empty) set
+        return self._static
 
     def lookup(self, runbook_id: str) -> Runbook | None:
         return self.current.by_id.get(runbook_id)
 
-    def replace(self, runbooks: RunbookSet) -> None:
-        self.current = runbooks
-
     @classmethod
     def from_directory(cls, directory: str) -> RunbookSource:
-        result = load_directory(directory)
-        if result.runbooks is None:
-            # A worker without runbooks still triages; remediation waits for a valid set.
-            log.error(
-                "remediation.runbooks_invalid",
-                directory=directory,
-                errors=[str(e) for e in result.errors][:50],
-            )
-            return cls(RunbookSet.of(()))
-        log.info("remediation.runbooks_loaded", directory=directory, count=len(result.runbooks))
-        return cls(result.runbooks)
+        store = RunbookStore(directory)
+        try:
+            loaded = store.load_initial()
+        except ConfigError as exc:
+            # A worker without valid runbooks still triages; remediation waits for a valid set
+            # (the watcher picks it up as soon as the files are fixed).
+            log.error("remediation.runbooks_invalid", directory=directory, error=str(exc)[:4000])
+        else:
+            log.info("remediation.runbooks_loaded", directory=directory, count=len(loaded))
+        return cls(RunbookSet.of(()), store)
+
+    async def watch(self) -> None:
+        """Reload on file changes and on SIGHUP until cancelled (the worker stops)."""
+        if self.store is None or not self.store.directory.is_dir():
+            return
+        remove = self.store.install_sighup(asyncio.get_running_loop())
+        try:
+            await self.store.watch()
+        finally:
+            remove()
 
 
 def production_actions(settings: Settings) -> ActionProvider:
@@ -343,6 +366,10 @@ def register_remediation(
         for key, decision in decided:
             runner.start(key, decision.effects)
 
+    async def watch_runbooks(*_: Any) -> None:
+        await runbooks.watch()
+
+    app.task(watch_runbooks)
     app.agent(streams.incidents, name="remediation-router", concurrency=1)(route_incidents)
     app.agent(commands_in, name="remediation-commands", concurrency=1)(route_commands)
     app.agent(remediation, name="remediate", concurrency=1)(remediate)
