@@ -115,8 +115,9 @@ def recipients(n: Notification, notifiers: Mapping[str, Notifier]) -> list[Notif
 
     Slack hears everything: the incident's one message follows it from open to resolved.
     PagerDuty is paged only by an escalation level that names a PagerDuty service (a Slack
-    level must not page anyone), and hears acknowledgements and resolutions, which its
-    notifier ignores for incidents it never paged.
+    level must not page anyone), and hears acknowledgements (also of an incident whose
+    step still waits for approval: ``Notification.acknowledged``) and resolutions, which
+    its notifier ignores for incidents it never paged.
     """
     chosen: list[Notifier] = []
     if (slack := notifiers.get("slack")) is not None:
@@ -124,6 +125,7 @@ def recipients(n: Notification, notifiers: Mapping[str, Notifier]) -> list[Notif
     pagerduty = notifiers.get("pagerduty")
     if pagerduty is not None and (
         n.phase in (IncidentPhase.ACKNOWLEDGED, IncidentPhase.RESOLVED)
+        or n.acknowledged
         or (n.phase is IncidentPhase.ESCALATED and n.pagerduty_service is not None)
     ):
         chosen.append(pagerduty)

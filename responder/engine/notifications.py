@@ -123,5 +123,6 @@ def notification(
             else _runbook_channel(runbook)
         ),
         pagerduty_service=level.routing_key_ref if isinstance(level, PagerDutyLevel) else None,
+        acknowledged=run.acknowledged_by is not None,
         occurred_at=at,
     )

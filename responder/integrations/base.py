@@ -127,6 +127,11 @@ class Notification(BaseModel):
     )
     links: tuple[Link, ...] = ()
     slack_channel: str | None = Field(None, description="The runbook's channel; default if None.")
+    acknowledged: bool = Field(
+        False,
+        description="A person has acknowledged the incident, whatever its phase shows (a step "
+        "may still wait for approval): PagerDuty is acknowledged as soon as this is true.",
+    )
     pagerduty_service: str | None = Field(
         None, description="Name of the routing key (PagerDutySettings.routing_keys) to page."
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from responder.engine.machine import decide
 from responder.engine.model import (
@@ -24,8 +25,9 @@ from responder.integrations.base import (
     IncidentPhase,
     Notification,
 )
+from responder.integrations.pagerduty.events import InMemoryPagerDutyStore, PagerDutyNotifier
 from responder.runbooks.loader import load_text
-from responder.settings import NotifySettings
+from responder.settings import NotifySettings, PagerDutySettings
 from streams.notify import Deliverer, Failure, recipients
 
 T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
@@ -118,6 +120,36 @@ def test_slack_hears_everything_pagerduty_only_pages_and_follow_ups(
     assert [r.name for r in recipients(n, {"pagerduty": notifiers["pagerduty"]})] == [
         e for e in expected if e == "pagerduty"
     ]
+
+
+def test_an_acknowledgement_reaches_pagerduty_whatever_the_phase_shows() -> None:
+    notifiers = {"slack": Scripted("slack"), "pagerduty": Scripted("pagerduty")}
+    n = note(IncidentPhase.AWAITING_APPROVAL, acknowledged=True)
+    assert [r.name for r in recipients(n, notifiers)] == ["slack", "pagerduty"]
+
+
+class RecordingEvents:
+    """Stands in for ``EventsClient``: records (service, action, dedup_key)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    async def send(self, service: str, action: str, dedup_key: str, event: Any = None) -> str:
+        self.sent.append((service, action, dedup_key))
+        return dedup_key
+
+
+async def test_pagerduty_is_acknowledged_while_a_step_still_waits_for_approval() -> None:
+    events = RecordingEvents()
+    settings = PagerDutySettings(
+        routing_keys={"oncall": SecretStr("K" * 32)}, default_service="oncall"
+    )
+    notifier = PagerDutyNotifier(settings, events, InMemoryPagerDutyStore())  # type: ignore[arg-type]
+    await notifier.notify(note(IncidentPhase.ESCALATED, 1, pagerduty_service="oncall"))
+    waiting = note(IncidentPhase.AWAITING_APPROVAL, 2, acknowledged=True)
+    await notifier.notify(waiting)
+    await notifier.notify(note(IncidentPhase.REMEDIATING, 3, acknowledged=True))
+    assert events.sent == [("oncall", "trigger", "inc-1"), ("oncall", "acknowledge", "inc-1")]
 
 
 async def test_temporary_errors_are_retried_after_their_delay() -> None:

@@ -305,7 +305,7 @@ class PagerDutyNotifier:
                 _remember(PagedIncident(service=service), n.idempotency_key),
             )
             return self._result(DeliveryOutcome.DELIVERED, f"triggered via {service}")
-        if n.phase in (IncidentPhase.ACKNOWLEDGED, IncidentPhase.RESOLVED):
+        if n.phase in (IncidentPhase.ACKNOWLEDGED, IncidentPhase.RESOLVED) or n.acknowledged:
             if record is None:
                 return self._result(DeliveryOutcome.NOT_APPLICABLE, "never paged")
             resolving = n.phase is IncidentPhase.RESOLVED
