@@ -173,7 +173,10 @@ class Deliverer:
                     attempts=outcome.attempts,
                     error=outcome.error,
                 )
-                await self.audit(n, outcome)
+                try:
+                    await self.audit(n, outcome)
+                except Exception:  # the audit topic down must not stop delivery to others
+                    log.exception("notify.audit_failed", incident_id=n.incident_id)
             outcomes.append(outcome)
         return outcomes
 
@@ -335,8 +338,8 @@ def register_notify(
     async def answer(r: ReplyToCommand) -> None:
         if r.idempotency_key in answered:
             return
-        if await deliverer.reply(r):
-            answered.add(r.idempotency_key)
+        answered.add(r.idempotency_key)  # before the post: a replay in the same batch waits out
+        await deliverer.reply(r)
 
     async def reply(stream: Any) -> None:
         conf = settings.notify

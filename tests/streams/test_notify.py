@@ -198,6 +198,25 @@ async def test_a_permanent_error_is_audited_at_once_and_the_next_notifier_still_
     assert pagerduty.seen == ["inc-1:1"]
 
 
+async def test_an_audit_failure_is_logged_and_delivery_goes_on() -> None:
+    clock = Clock()
+    pagerduty = Scripted("pagerduty")
+
+    async def broken_audit(n: Notification, failure: Failure) -> None:
+        raise ConnectionError("audit topic unreachable")
+
+    d = Deliverer(
+        notifiers={"slack": Scripted("slack", PermanentError("no")), "pagerduty": pagerduty},
+        settings=NotifySettings(),
+        audit=broken_audit,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+    )
+    outcomes = await d.deliver(note(IncidentPhase.RESOLVED))
+    assert isinstance(outcomes[0], Failure)
+    assert pagerduty.seen == ["inc-1:1"]
+
+
 async def test_a_crashing_notifier_does_not_stop_delivery() -> None:
     clock = Clock()
     d, audited = deliverer(clock, Scripted("slack", KeyError("bug")))
