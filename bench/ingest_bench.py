@@ -397,11 +397,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="alerts/s for the rate phases")
     parser.add_argument("--concurrency", type=int, default=16, help="clients, throughput phase")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         home = Path(tmp)
         with private_kafka(args.bootstrap, home) as bootstrap:
             result = asyncio.run(bench(args, bootstrap, home))
     result["cpus"] = os.cpu_count()
+    # The host is shared: a load average above the CPU count means the figures are contended.
+    result["loadavg_1m_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(result, indent=2))
 
 
