@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -313,6 +314,8 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
     )
     await create_topics_async(bootstrap, {f"{prefix}.{n}": 4 for n in names})
     record = home / "actions.jsonl"
+    if args.exactly_once:
+        os.environ["RECORDING_PROCESSING_GUARANTEE"] = "exactly_once"
     worker = RecordingWorker(settings, home, record=record, plan=home / "plan.json")
     sampler = RssSampler(worker.process.pid)
     sampler.start()
@@ -409,6 +412,11 @@ async def main() -> None:
     parser.add_argument("--rss-alerts", type=int, default=0)
     parser.add_argument("--rss-incidents", type=int, default=10_000)
     parser.add_argument("--rss-settle", type=float, default=60.0)
+    parser.add_argument(
+        "--exactly-once",
+        action="store_true",
+        help="run the worker with Faust's processing_guarantee=exactly_once (transactions)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="remediation-bench-") as tmp:
         home = Path(tmp)

@@ -466,6 +466,9 @@ def main() -> None:  # pragma: no cover - runs in the worker subprocess
     session = float(os.environ.get("RECORDING_SESSION_TIMEOUT_S", "60"))
     streams.app.conf.broker_session_timeout = session
     streams.app.conf.broker_heartbeat_interval = max(0.5, session / 6)
+    guarantee = os.environ.get("RECORDING_PROCESSING_GUARANTEE")
+    if guarantee:  # the bench compares Faust's exactly_once (transactions) with the ledger alone
+        streams.app.conf.processing_guarantee = guarantee
     faust.Worker(streams.app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
 
 
