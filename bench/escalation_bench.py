@@ -193,6 +193,9 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
     try:
         await wiring.wait_connected(30)
         await bench(args, settings, slack, pd, wiring, ingest, bootstrap)
+    except SystemExit:
+        print(worker.log_tail(40))
+        raise
     finally:
         await runner.cleanup()
         await publisher.stop()
