@@ -3,6 +3,7 @@ and the engine's replies to commands (``responder.engine.replies``) through ``de
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from responder.integrations.base import (
     Notification,
 )
 from responder.integrations.pagerduty.events import InMemoryPagerDutyStore, PagerDutyNotifier
+from responder.integrations.slack.blocks import ACTION_ACK, ACTION_APPROVE, incident_blocks
 from responder.runbooks.loader import load_text
 from responder.settings import NotifySettings, PagerDutySettings
 from streams.notify import Deliverer, Failure, recipients
@@ -150,6 +152,18 @@ async def test_pagerduty_is_acknowledged_while_a_step_still_waits_for_approval()
     await notifier.notify(waiting)
     await notifier.notify(note(IncidentPhase.REMEDIATING, 3, acknowledged=True))
     assert events.sent == [("oncall", "trigger", "inc-1"), ("oncall", "acknowledge", "inc-1")]
+
+
+def test_slack_shows_an_acknowledged_incident_still_waiting_for_approval() -> None:
+    steps = (
+        {"index": 0, "action": "region.failover", "status": "pending", "approval_required": True},
+    )
+    n = note(IncidentPhase.AWAITING_APPROVAL, acknowledged=True, current_step=0, steps=steps)
+    blocks = incident_blocks(n)
+    ids = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert ACTION_APPROVE in ids
+    assert ACTION_ACK not in ids
+    assert "awaiting_approval (acknowledged)" in json.dumps(blocks)
 
 
 async def test_temporary_errors_are_retried_after_their_delay() -> None:

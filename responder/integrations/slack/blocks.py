@@ -111,7 +111,7 @@ def buttons(n: Notification) -> list[dict[str, Any]]:
             "deny": {"type": "plain_text", "text": "Cancel"},
         }
         result.append(reject)
-    if n.phase is not IncidentPhase.ACKNOWLEDGED:
+    if n.phase is not IncidentPhase.ACKNOWLEDGED and not n.acknowledged:
         result.append(_button("Acknowledge", ACTION_ACK, n.incident_id))
     if n.phase is not IncidentPhase.ESCALATED:
         result.append(_button("Escalate now", ACTION_ESCALATE, n.incident_id, "danger"))
@@ -127,7 +127,12 @@ def incident_blocks(n: Notification) -> list[dict[str, Any]]:
             f"{n.current_step + 1} of {len(n.steps)}" if n.steps else str(n.current_step + 1)
         )
     fields = [
-        f"*State*\n{PHASE_EMOJI[n.phase]} {n.phase.value}",
+        f"*State*\n{PHASE_EMOJI[n.phase]} {n.phase.value}"
+        + (
+            " (acknowledged)"
+            if n.acknowledged and n.phase is not IncidentPhase.ACKNOWLEDGED
+            else ""
+        ),
         f"*Severity*\n{n.severity.value}",
         f"*Runbook*\n`{escape(n.runbook_id)}`",
         f"*Target*\n{escape(_target_text(n.target))}",
