@@ -156,8 +156,22 @@ async def test_transitions_on_the_real_broker(
         assert done(records), [
             (n.incident_id[:8], n.phase, n.event) for n in notifications(records)
         ]
+        # The operator's view, from the table's changelog: the exhausted one is still open.
+        get_settings.cache_clear()
+        listing = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["incidents", "list"], env=cli_env(settings)
+        )
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["incidents", "show", ids["happy"]], env=cli_env(settings)
+        )
+        get_settings.cache_clear()
     finally:
         await bus.stop()
+    assert listing.exit_code == 0, listing.output
+    assert ids["exhaust"] in listing.output
+    assert ids["happy"] not in listing.output  # ended: only with --all
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["resolution"] == "verified"
 
     executed = ends(record)
     per_key: dict[str, int] = {}
