@@ -124,5 +124,6 @@ def notification(
         ),
         pagerduty_service=level.routing_key_ref if isinstance(level, PagerDutyLevel) else None,
         acknowledged=run.acknowledged_by is not None,
+        awaiting_approval=run.stage is Stage.AWAITING_APPROVAL,
         occurred_at=at,
     )

@@ -132,6 +132,11 @@ class Notification(BaseModel):
         description="A person has acknowledged the incident, whatever its phase shows (a step "
         "may still wait for approval): PagerDuty is acknowledged as soon as this is true.",
     )
+    awaiting_approval: bool = Field(
+        False,
+        description="The current step waits for a person's approval, whatever the phase shows "
+        "(an escalation level firing meanwhile shows as escalated): the buttons stay.",
+    )
     pagerduty_service: str | None = Field(
         None, description="Name of the routing key (PagerDutySettings.routing_keys) to page."
     )
@@ -140,7 +145,8 @@ class Notification(BaseModel):
     @property
     def approval_step(self) -> StepReport | None:
         """The step waiting for a person's approval, if the incident waits for one."""
-        if self.phase is not IncidentPhase.AWAITING_APPROVAL or self.current_step is None:
+        waiting = self.phase is IncidentPhase.AWAITING_APPROVAL or self.awaiting_approval
+        if not waiting or self.current_step is None:
             return None
         for step in self.steps:
             if step.index == self.current_step:

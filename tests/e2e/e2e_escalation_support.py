@@ -81,6 +81,7 @@ escalation:
   after: 0s
   chain:
     - {notify: slack, channel: "#incidents"}
+    - {notify: pagerduty, routing_key_ref: oncall, wait: 0s}
 """,
 }
 

@@ -270,8 +270,11 @@ async def _gated_incident(
     """An Approve button press, signed as Slack signs it, runs the approval-gated step."""
 
     def approve_button() -> dict[str, Any] | None:
+        # Escalated to PagerDuty meanwhile or not, the step still waits: the button stays.
         for m in incident_messages(slack, incident):
-            if m.text.startswith("AWAITING_APPROVAL:"):
+            if shows(slack, incident, IncidentPhase.ESCALATED) and find_button(
+                m.blocks, ACTION_APPROVE
+            ):
                 return find_button(m.blocks, ACTION_APPROVE)
         return None
 
@@ -283,7 +286,7 @@ async def _gated_incident(
 
     async def in_view() -> bool:
         summary = await wiring.view.get(incident)
-        return summary is not None and summary.phase is IncidentPhase.AWAITING_APPROVAL
+        return summary is not None
 
     await eventually(in_view, 10)
 
@@ -401,7 +404,8 @@ async def test_a_restarted_worker_neither_posts_again_nor_forgets_the_message(
                     for k, v, _ in records
                     if k == incident.encode()
                 ]
-                return any(len(ref.delivered) >= 2 for ref in refs)  # escalated, awaiting approval
+                # escalated (Slack), awaiting approval, escalated (PagerDuty)
+                return any(len(ref.delivered) >= 3 for ref in refs)
 
             assert durable(
                 await read_topic(kafka.bootstrap, changelog, until=durable, timeout_s=60)
@@ -436,6 +440,7 @@ async def test_a_restarted_worker_neither_posts_again_nor_forgets_the_message(
                 return [m.text for m in fake_slack.thread(message.ts)]
 
             await wait_for(lambda: any("Acknowledged by alice" in t for t in thread()), 90)
+            await wait_for(lambda: bool(pd_events(fake_pd, incident, "acknowledge")), 30)
             rid = reply_url.rsplit("/", 1)[1]
             await wait_for(lambda: bool(fake_slack.replies[rid]), 30)
             assert fake_slack.replies[rid][0].body["text"] == (
@@ -445,5 +450,7 @@ async def test_a_restarted_worker_neither_posts_again_nor_forgets_the_message(
         await bus.stop()
     assert len(incident_messages(fake_slack, incident)) == 1
     texts = thread()
-    assert len(texts) == 3, texts  # escalated, awaiting approval, acknowledged: once each
-    assert len(set(texts)) == 3, texts
+    assert len(texts) == 4, texts  # escalated twice, awaiting approval, acknowledged: once each
+    assert len(set(texts)) == 4, texts
+    # Acknowledged while its step still waits for approval: PagerDuty hears it all the same.
+    assert [len(pd_events(fake_pd, incident, a)) for a in ("trigger", "acknowledge")] == [1, 1]

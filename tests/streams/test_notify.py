@@ -166,6 +166,23 @@ def test_slack_shows_an_acknowledged_incident_still_waiting_for_approval() -> No
     assert "awaiting_approval (acknowledged)" in json.dumps(blocks)
 
 
+def test_an_escalation_while_a_step_waits_keeps_the_approve_button() -> None:
+    steps = (
+        {"index": 0, "action": "region.failover", "status": "pending", "approval_required": True},
+    )
+    n = note(
+        IncidentPhase.ESCALATED,
+        awaiting_approval=True,
+        current_step=0,
+        steps=steps,
+        pagerduty_service="oncall",
+    )
+    ids = [
+        e["action_id"] for b in incident_blocks(n) if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert ACTION_APPROVE in ids
+
+
 async def test_temporary_errors_are_retried_after_their_delay() -> None:
     clock = Clock()
     slack = Scripted("slack", TemporaryError("429", delay=2.0), TemporaryError("503", delay=1.0))
