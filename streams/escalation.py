@@ -75,7 +75,7 @@ def _entry(state: TargetState) -> _Entry:
             dues.append(_Due(run.id, DeadlineKind.ESCALATION, run.escalation_due))
         if run.stage is Stage.RUNNING:
             inflight.append(_InFlight(run.id, run.stage, run.step, run.attempt, "action"))
-        elif run.stage is Stage.VERIFYING:
+        elif run.stage is Stage.VERIFYING and run.polling:
             inflight.append(_InFlight(run.id, run.stage, run.step, run.attempt, "verify"))
     return _Entry(tuple(dues), tuple(inflight))
 

@@ -378,6 +378,7 @@ class _Step:
         step = runbook.steps[run.step]
         verify = step.effective_verify
         run.stage, run.stage_due = Stage.VERIFYING, self.now + verify.within
+        run.polling = verify.kind != "alert_resolved"
         self.touch(run)
         if verify.kind == "alert_resolved":
             return  # satisfied by IncidentResolved; the deadline fails it

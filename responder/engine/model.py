@@ -128,6 +128,8 @@ class IncidentRun(BaseModel):
     attempt: int = 0
     stage_due: datetime | None = None
     halted: str | None = None
+    polling: bool = False
+    """VERIFYING with a check task (PromQL/HTTP); False when the alert resolving is the check."""
 
     escalation_level: int = 0
     """Levels of the chain fired so far (0: not escalated)."""

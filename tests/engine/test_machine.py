@@ -80,6 +80,7 @@ def test_action_ok_then_verified_resolves_and_frees_the_target() -> None:
     assert verify.every_s == 5
     assert verify.until == opened().opened_at + 62 * S
     assert engine.run().stage is Stage.VERIFYING
+    assert engine.run().polling
     decision = engine.feed(VerifyFinished(incident_id="inc-1", step=0, attempt=1, ok=True), 10 * S)
     assert engine.state is not None
     assert engine.state.runs == {}
@@ -108,6 +109,7 @@ def test_step_without_verify_waits_for_the_alert_and_fails_at_its_timeout() -> N
     assert run.stage is Stage.VERIFYING
     assert run.stage_due is not None
     assert of_type(engine.all_effects[-3:], StartVerify) == []  # alert_resolved: nothing to poll
+    assert not run.polling  # so the timer never takes it for an orphaned check
     decision = engine.feed(
         DeadlineDue(incident_id="inc-1", kind=DeadlineKind.STAGE, due=run.stage_due), 70 * S
     )
