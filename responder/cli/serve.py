@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 import click
@@ -9,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from responder.ingest.app import create_app
+from responder.ingest.keys import load_store, runbook_keyer, watching
 from responder.ingest.publisher import KafkaAlertPublisher
 from responder.ingest.wiring import build_chatops
 from responder.models.topics import ALERTS, topic_name
@@ -26,7 +28,9 @@ def serve() -> None:
         topic_name(settings.kafka.topic_prefix, ALERTS),
         retry_after_s=settings.ingest.retry_after_s,
     )
-    app = create_app(settings.ingest, publisher)
+    store = load_store(settings.remediation.runbooks_dir)
+    app = create_app(settings.ingest, publisher, keyer=runbook_keyer(store))
+    app.cleanup_ctx.append(functools.partial(watching, store))
 
     async def producer_lifetime(_: web.Application) -> AsyncIterator[None]:
         await publisher.start()

@@ -21,7 +21,12 @@ from responder.errors import TemporaryError
 from responder.ingest.auth import authorized
 from responder.ingest.metrics import IngestMetrics
 from responder.ingest.publisher import AlertPublisher
-from responder.models.alerts import AlertmanagerWebhook, normalize
+from responder.models.alerts import (
+    AlertmanagerWebhook,
+    IncidentKeyer,
+    label_incident_key,
+    normalize,
+)
 from responder.settings import IngestSettings
 
 log = structlog.get_logger(__name__)
@@ -33,6 +38,7 @@ PUBLISHER: web.AppKey[AlertPublisher] = web.AppKey("publisher", AlertPublisher)
 METRICS: web.AppKey[IngestMetrics] = web.AppKey("metrics", IngestMetrics)
 SETTINGS: web.AppKey[IngestSettings] = web.AppKey("settings", IngestSettings)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+KEYER: web.AppKey[IncidentKeyer] = web.AppKey("keyer")
 
 MAX_REPORTED_ERRORS = 10
 
@@ -81,7 +87,7 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
     except ValidationError as exc:
         return _invalid(exc)
 
-    events = normalize(webhook, received_at=request.app[CLOCK]())
+    events = normalize(webhook, received_at=request.app[CLOCK](), key=request.app[KEYER])
     messages = [(e.incident_key.encode(), e.model_dump_json().encode()) for e in events]
     bound = log.bind(
         group_key=webhook.group_key,
@@ -143,6 +149,7 @@ def create_app(
     *,
     registry: CollectorRegistry | None = None,
     clock: Clock = utc_now,
+    keyer: IncidentKeyer = label_incident_key,
 ) -> web.Application:
     """The ingest application; the caller owns the publisher's start and stop."""
     settings.require_credentials()
@@ -151,6 +158,7 @@ def create_app(
     app[PUBLISHER] = publisher
     app[METRICS] = IngestMetrics(registry if registry is not None else CollectorRegistry())
     app[CLOCK] = clock
+    app[KEYER] = keyer
     app.router.add_post("/v1/alertmanager", alertmanager_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -10,7 +10,7 @@ missing ``startsAt``) with an error that names the field. Everything past ingest
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -89,7 +89,8 @@ class AlertEvent(BaseModel):
 
 
 def incident_key(labels: Mapping[str, str]) -> str:
-    """The incident an alert belongs to, until runbooks define targets.
+    """The incident of an alert no runbook matches (a matched one is keyed by runbook +
+    target: ``responder.runbooks.resolve.incident_key_for``).
 
     ``alertname``, ``namespace`` and the ``service`` (else ``deployment``) label, each
     percent-encoded and joined by ``/`` so that no two label sets share a key. Pure: ingest
@@ -111,11 +112,25 @@ def label_fingerprint(labels: Mapping[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def normalize(webhook: AlertmanagerWebhook, *, received_at: datetime) -> list[AlertEvent]:
+IncidentKeyer = Callable[[Mapping[str, str], Mapping[str, str]], str]
+"""Labels and annotations of an alert -> its incident key (ingest's is runbook-aware)."""
+
+
+def label_incident_key(labels: Mapping[str, str], _annotations: Mapping[str, str]) -> str:
+    """:func:`incident_key` as an :data:`IncidentKeyer`."""
+    return incident_key(labels)
+
+
+def normalize(
+    webhook: AlertmanagerWebhook,
+    *,
+    received_at: datetime,
+    key: IncidentKeyer = label_incident_key,
+) -> list[AlertEvent]:
     """One :class:`AlertEvent` per alert of the webhook, in payload order."""
     return [
         AlertEvent(
-            incident_key=incident_key(alert.labels),
+            incident_key=key(alert.labels, alert.annotations),
             fingerprint=alert.fingerprint or label_fingerprint(alert.labels),
             status=alert.status,
             starts_at=alert.starts_at.astimezone(UTC),

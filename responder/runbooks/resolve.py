@@ -29,6 +29,7 @@ __all__ = [
     "NoMatch",
     "Resolution",
     "ResolvedTarget",
+    "incident_key_for",
     "render_verify_promql",
     "resolve",
     "resolve_target",
@@ -160,3 +161,13 @@ def render_verify_promql(
 
 # Errors render_verify_promql may raise, for callers that catch them together.
 RenderErrors = (MissingValue, PromQLRenderError)
+
+
+def incident_key_for(
+    labels: Mapping[str, str], annotations: Mapping[str, str], runbooks: RunbookSet
+) -> str | None:
+    """The incident key a runbook gives this alert (runbook id + target), or None when no
+    runbook matches. Ingest keys its Kafka messages with it, so every alert of one incident
+    lands on one partition, where triage folds them into that incident."""
+    resolution = resolve(labels, annotations, runbooks)
+    return None if isinstance(resolution, NoMatch) else resolution.incident_key
