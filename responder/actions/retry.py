@@ -1,7 +1,8 @@
 """Retry or give up: one classifier for every HTTP status an action meets, one backoff loop.
 
-Kubernetes, Redis and plain HTTP failures all end up here so the rule is
-written once (Alertmanager's ``Retrier.Check`` is the model): 409 means
+Kubernetes, Redis and plain HTTP failures all end up here; the part of the rule
+the integrations share (429/5xx retry, ``Retry-After``, full-jitter backoff)
+comes from ``responder/retry.py``, and what only actions meet is added here: 409 means
 "someone changed it: read again and re-apply", 429 means "wait as long as the
 server says", 5xx and transport errors mean "try again later"; 401/403/404/422
 will not get better by retrying and are reported in a sentence an on-call
@@ -23,6 +24,7 @@ import redis.exceptions
 
 from responder.actions.base import ActionContext
 from responder.errors import PermanentError, ResponderError, TemporaryError
+from responder.retry import full_jitter_delay, is_retryable_status, retry_after_seconds
 
 T = TypeVar("T")
 
@@ -77,16 +79,6 @@ def forbidden_sentence(message: str, op: Operation, identity: str) -> str:
     return f"RBAC: {_identity(found['user'])} cannot {found['verb']} {resource}{where}"
 
 
-def retry_after_seconds(value: str | None, default: float) -> float:
-    """Seconds from a ``Retry-After`` header (delta-seconds form); ``default`` when absent or a date."""
-    if value is None:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return default
-
-
 def classify_status(
     status: int,
     *,
@@ -103,7 +95,9 @@ def classify_status(
         return TemporaryError(
             f"rate limited on {op.describe()} (429)", delay=retry_after_seconds(retry_after, 1.0)
         )
-    if status >= 500 or status == 408:
+    # 408 (request timeout) and non-standard statuses above 599 from a broken
+    # proxy are retried like a 5xx here, on top of the shared rule.
+    if is_retryable_status(status) or status == 408 or status > 599:
         return TemporaryError(
             f"server error on {op.describe()} ({status}){detail}",
             delay=retry_after_seconds(retry_after, 0.0),
@@ -150,7 +144,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Delay before try ``attempt + 1`` (``attempt`` counts from 1)."""
-        return rng.uniform(0.0, min(self.cap_s, self.base_s * (2 ** (attempt - 1))))
+        return full_jitter_delay(attempt - 1, base_s=self.base_s, cap_s=self.cap_s, rand=rng.random)
 
 
 _TRANSIENT = (
