@@ -11,16 +11,21 @@ import asyncio
 import json
 import sys
 import uuid
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
 
-from responder.actions.base import ActionContext, ActionResult, SystemClock
 from responder.actions.params import ACTION_PARAMS
-from responder.actions.registry import ACTIONS, ActionDeps, build_actions
 from responder.errors import ResponderError
 from responder.models.target import Target
-from responder.settings import get_settings
+
+if TYPE_CHECKING:
+    from responder.actions.base import ActionResult
+
+# The registry pulls in kubernetes_asyncio, aiohttp and redis (most of `responder --help`'s
+# start-up time), so it is imported only by the command that runs an action. Its names are
+# ACTION_PARAMS' names, in the same order (tests/actions/test_registry.py holds them equal).
 
 NO_KUBERNETES = frozenset({"cache.clear", "http.request", "notify"})
 
@@ -33,13 +38,13 @@ def actions() -> None:
 @actions.command("list")
 def list_actions() -> None:
     """Every action and the parameters it accepts."""
-    for name in ACTIONS:
+    for name in ACTION_PARAMS:
         fields = ", ".join(ACTION_PARAMS[name].model_fields)
         click.echo(f"{name:<22} {fields}")
 
 
 @actions.command("run")
-@click.argument("action", type=click.Choice(sorted(ACTIONS)))
+@click.argument("action", type=click.Choice(sorted(ACTION_PARAMS)))
 @click.argument("target", metavar="NAMESPACE/NAME")
 @click.option("--kind", default="deployment", show_default=True, help="Target kind.")
 @click.option("--with", "with_", default="{}", help="Parameters as JSON, as in a runbook's with:.")
@@ -83,6 +88,10 @@ async def _run(
 ) -> ActionResult:
     from kubernetes_asyncio import client as k8s
     from kubernetes_asyncio.config import new_client_from_config
+
+    from responder.actions.base import ActionContext, SystemClock
+    from responder.actions.registry import ActionDeps, build_actions
+    from responder.settings import get_settings
 
     # Redis/HTTP actions never call the API: they need no kubeconfig.
     needs_kube = action not in NO_KUBERNETES

@@ -14,16 +14,20 @@ import asyncio
 import getpass
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from responder.engine.model import IncidentRun, TargetState
-from responder.engine.notifications import phase
 from responder.engine.topics import COMMANDS, REMEDIATION_TABLE
 from responder.models.commands import Actor, Command, CommandKind, CommandSource, IncidentId
 from responder.models.topics import topic_name
 from responder.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from responder.engine.model import IncidentRun, TargetState
+
+# The engine's models (and the runbook models behind them) are imported where a command
+# reads incidents, not at the top, so other `responder` commands start faster.
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -33,6 +37,8 @@ def changelog_topic(settings: Settings) -> str:
 async def read_states(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, TargetState]:
     """Every target's current record, read from the changelog up to its end offsets."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from responder.engine.model import TargetState
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False
@@ -78,6 +84,8 @@ def incidents_of(states: dict[str, TargetState], *, include_ended: bool) -> list
 
 
 def _line(run: IncidentRun) -> str:
+    from responder.engine.notifications import phase
+
     target = run.target.key if run.target else f"(invalid: {run.invalid_target})"
     return (
         f"{run.id}  {phase(run).value:<17} {run.runbook_id:<28} {target:<40} "

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from responder.errors import ConfigError
-from responder.runbooks.explain import explain_alert, parse_alerts, render_text
-from responder.runbooks.loader import LoadResult, RunbookError, load_directory
-from responder.runbooks.rules import check_against_rules
+if TYPE_CHECKING:
+    from responder.runbooks.loader import RunbookError
+
+# The runbook loader, explainer and rule checker are imported inside the commands that use
+# them, so other `responder` commands do not pay for them at start-up.
 
 __all__ = ["runbooks"]
 
@@ -58,6 +59,9 @@ def runbooks() -> None:
 )
 def validate(directory: Path, output: str, rules_dir: Path | None) -> None:
     """Load every runbook of DIRECTORY (default: runbooks) as the daemon would."""
+    from responder.runbooks.loader import LoadResult, load_directory
+    from responder.runbooks.rules import check_against_rules
+
     result = load_directory(directory)
     if result.runbooks is not None and rules_dir is not None:
         rule_errors = check_against_rules(result.runbooks, rules_dir)
@@ -113,6 +117,10 @@ def validate(directory: Path, output: str, rules_dir: Path | None) -> None:
 )
 def explain(alert_file: Path, directory: Path, as_json: bool, now: datetime | None) -> None:
     """Which runbook ALERT_FILE (Alertmanager payload or one alert, JSON) gets, and the plan."""
+    from responder.errors import ConfigError
+    from responder.runbooks.explain import explain_alert, parse_alerts, render_text
+    from responder.runbooks.loader import load_directory
+
     result = load_directory(directory)
     if result.runbooks is None:
         for error in result.errors:

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import click
-import structlog
-from aiohttp import web
 
-from responder.ingest.app import create_app
-from responder.ingest.keys import load_store, runbook_keyer, watching
-from responder.ingest.publisher import KafkaAlertPublisher
-from responder.ingest.wiring import build_chatops
-from responder.models.topics import ALERTS, topic_name
-from responder.settings import get_settings
-
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 @click.command()
 def serve() -> None:
     """Receive Alertmanager webhooks and publish their alerts to Kafka."""
+    # Imported here, not at the top: aiohttp and the ingest wiring (Slack, PagerDuty, the
+    # actions registry) would otherwise slow every other `responder` command's start-up.
+    import structlog
+    from aiohttp import web
+
+    from responder.ingest.app import create_app
+    from responder.ingest.keys import load_store, runbook_keyer, watching
+    from responder.ingest.publisher import KafkaAlertPublisher
+    from responder.ingest.wiring import build_chatops
+    from responder.models.topics import ALERTS, topic_name
+    from responder.settings import get_settings
+
+    log = structlog.get_logger(__name__)
     settings = get_settings()
     publisher = KafkaAlertPublisher(
         settings.kafka,
