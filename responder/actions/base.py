@@ -157,3 +157,25 @@ def repeat_result(earlier: dict[str, Any], ctx: ActionContext, started: float) -
         duration_s=ctx.clock.monotonic() - started,
         repeat_of=first,
     )
+
+
+def dry_run_result(
+    action: str,
+    target: object,
+    ctx: ActionContext,
+    started: float,
+    *,
+    detail: str,
+    data: dict[str, Any],
+) -> ActionResult:
+    """The answer to a dry run that stops before any call: what would be done, to what."""
+    return ActionResult(
+        action=action,
+        target=str(target),
+        key=ctx.key,
+        changed=False,
+        dry_run=True,
+        detail=detail,
+        data=data,
+        duration_s=ctx.clock.monotonic() - started,
+    )

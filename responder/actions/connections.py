@@ -10,25 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.actions.base import ActionContext, ActionResult, repeat_result
+from responder.actions.base import ActionContext, ActionResult, dry_run_result
 from responder.actions.deployments import DeploymentRestart
-from responder.actions.endpoints import (
-    earlier_record,
-    post_to_all,
-    ready_addresses,
-    record_on_service,
-)
+from responder.actions.endpoints import EndpointAction
 from responder.actions.guards import Guards
 from responder.actions.http import HttpClient
-from responder.actions.kube import Kube, record_value
-from responder.actions.params import ConnectionsResetParams, DeploymentRestartParams
+from responder.actions.kube import Kube
+from responder.actions.params import ConnectionsResetParams
 from responder.actions.retry import RetryPolicy
 from responder.errors import TemporaryError
 from responder.models.target import Target
 from responder.settings import ActionsSettings
 
 
-class ConnectionsReset:
+class ConnectionsReset(EndpointAction):
     """POST the drain endpoint on each ready hub pod; fall back to a rolling restart."""
 
     name = "connections.reset"
@@ -42,12 +37,8 @@ class ConnectionsReset:
         policy: RetryPolicy,
         restart: DeploymentRestart,
     ) -> None:
-        self._kube = kube
-        self._http = http
+        super().__init__(kube, http, guards, policy, restart)
         self._settings = settings
-        self._guards = guards
-        self._policy = policy
-        self._restart = restart
 
     async def run(
         self, ctx: ActionContext, target: Target, params: ConnectionsResetParams
@@ -55,29 +46,24 @@ class ConnectionsReset:
         started = ctx.clock.monotonic()
         self._guards.check_target(target)
         service = target.model_copy(update={"kind": "service"})
-        found = await earlier_record(self._kube, ctx, target, ctx.key)
-        if found is not None:
-            return repeat_result(found, ctx, started)
-        addresses = await ready_addresses(self._kube, self._guards, ctx, service)
+        repeat = await self._repeat(ctx, target, started)
+        if repeat is not None:
+            return repeat
+        addresses = await self._addresses(ctx, service)
         if ctx.dry_run:
-            return ActionResult(
-                action=self.name,
-                target=str(service),
-                key=ctx.key,
-                changed=False,
-                dry_run=True,
+            return dry_run_result(
+                self.name,
+                service,
+                ctx,
+                started,
                 detail=f"would POST {params.path} on {len(addresses)} pods of {service}"
                 + (", falling back to a rolling restart" if params.fallback == "restart" else ""),
                 data={"addresses": addresses, "port": params.port, "path": params.path},
-                duration_s=ctx.clock.monotonic() - started,
             )
         answers: list[dict[str, Any]] = []
         if addresses:
-            answers = await post_to_all(
+            answers = await self._post(
                 ctx,
-                self._http,
-                self._guards,
-                self._policy,
                 addresses,
                 port=params.port,
                 path=params.path,
@@ -96,9 +82,7 @@ class ConnectionsReset:
                 data={"answers": answers},
                 duration_s=ctx.clock.monotonic() - started,
             )
-            await record_on_service(self._kube, ctx, service, record_value(result))
-            ctx.logger.info("action.done", action=self.name, target=str(service), drained=drained)
-            return result
+            return await self._done(ctx, service, result, drained=drained)
         why = (
             f"drain failed on {len(addresses) - drained}/{len(addresses)} pods"
             if addresses
@@ -107,11 +91,7 @@ class ConnectionsReset:
         if params.fallback == "none":
             raise TemporaryError(f"connections.reset on {service}: {why}")
         ctx.logger.warning("action.fallback", action=self.name, target=str(service), reason=why)
-        rolled = await self._restart.run(
-            ctx,
-            target.model_copy(update={"kind": "deployment"}),
-            DeploymentRestartParams(wait=True),
-        )
+        rolled = await self._rolling_restart(ctx, target)
         return rolled.model_copy(
             update={
                 "action": self.name,
@@ -120,7 +100,3 @@ class ConnectionsReset:
                 "duration_s": ctx.clock.monotonic() - started,
             }
         )
-
-    async def reconcile(self, ctx: ActionContext, target: Target, key: str) -> bool | None:
-        self._guards.check_target(target)
-        return await earlier_record(self._kube, ctx, target, key) is not None

@@ -13,10 +13,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from responder.actions.base import LAST_ACTION_ANNOTATION, ActionContext
+from responder.actions.base import (
+    LAST_ACTION_ANNOTATION,
+    ActionContext,
+    ActionResult,
+    repeat_result,
+)
+from responder.actions.deployments import DeploymentRestart
 from responder.actions.guards import Guards
 from responder.actions.http import HttpClient, gather_limited
-from responder.actions.kube import FROM_CACHE, MERGE_PATCH, Kube, applied
+from responder.actions.kube import FROM_CACHE, MERGE_PATCH, Kube, applied, record_value
+from responder.actions.params import DeploymentRestartParams
 from responder.actions.retry import NotFoundError, Operation, RetryPolicy, with_retries
 from responder.errors import PermanentError, ResponderError
 from responder.models.target import Target
@@ -93,68 +100,6 @@ def endpoint_url(address: str, port: int, path: str) -> str:
     return f"http://{host}:{port}{path}"
 
 
-async def post_to_all(
-    ctx: ActionContext,
-    http: HttpClient,
-    guards: Guards,
-    policy: RetryPolicy,
-    addresses: list[str],
-    *,
-    port: int,
-    path: str,
-    body: Any,
-    concurrency: int,
-) -> list[dict[str, Any]]:
-    """POST ``body`` to ``path`` on each address, ``concurrency`` at a time.
-
-    Every address is checked against the allowed networks again here, the last step
-    before the network, before any request is sent.
-
-    Returns one record per address: its URL, status or error, and tries.
-    """
-    for address in addresses:
-        guards.check_endpoint(address)
-
-    async def one(address: str) -> dict[str, Any]:
-        url = endpoint_url(address, port, path)
-        tries = 0
-
-        async def once() -> tuple[int, str]:
-            nonlocal tries
-            tries += 1
-            return await http.send(
-                ctx,
-                "POST",
-                url,
-                headers={"Idempotency-Key": ctx.key},
-                json_body=body,
-                expect=frozenset(range(200, 300)),
-                what=url,
-            )
-
-        try:
-            status, text = await with_retries(ctx, once, policy=policy, what=f"POST {url}")
-        except ResponderError as exc:
-            return {"address": address, "url": url, "ok": False, "error": str(exc), "tries": tries}
-        return {
-            "address": address,
-            "url": url,
-            "ok": True,
-            "status": status,
-            "body": text[:200],
-            "tries": tries,
-        }
-
-    answers = await gather_limited(concurrency, [one(a) for a in addresses])
-    records: list[dict[str, Any]] = []
-    for address, answer in zip(addresses, answers, strict=True):
-        if isinstance(answer, BaseException):
-            records.append({"address": address, "ok": False, "error": repr(answer)})
-        else:
-            records.append(answer)
-    return records
-
-
 async def read_service(kube: Kube, ctx: ActionContext, target: Target) -> dict[str, Any]:
     """The Service ``target.name`` (its last-action annotation says whether a key already ran)."""
     return await kube.call_retrying(
@@ -205,3 +150,117 @@ async def earlier_record(
         if found is not None:
             return found
     return None
+
+
+class EndpointAction:
+    """What ``model.reload`` and ``connections.reset`` share: the Service's ready pods, a POST
+    to each, the record of the key on the Service, and a rolling restart of the Deployment
+    of the same name when the endpoints are not the way (or not enough)."""
+
+    name = ""
+
+    def __init__(
+        self,
+        kube: Kube,
+        http: HttpClient,
+        guards: Guards,
+        policy: RetryPolicy,
+        restart: DeploymentRestart,
+    ) -> None:
+        self._kube = kube
+        self._http = http
+        self._guards = guards
+        self._policy = policy
+        self._restart = restart
+
+    async def reconcile(self, ctx: ActionContext, target: Target, key: str) -> bool | None:
+        self._guards.check_target(target)
+        return await earlier_record(self._kube, ctx, target, key) is not None
+
+    async def _repeat(
+        self, ctx: ActionContext, target: Target, started: float
+    ) -> ActionResult | None:
+        """The earlier result when this key already ran (on the Service or the Deployment)."""
+        found = await earlier_record(self._kube, ctx, target, ctx.key)
+        return None if found is None else repeat_result(found, ctx, started)
+
+    async def _addresses(self, ctx: ActionContext, service: Target) -> list[str]:
+        return await ready_addresses(self._kube, self._guards, ctx, service)
+
+    async def _post(
+        self,
+        ctx: ActionContext,
+        addresses: list[str],
+        *,
+        port: int,
+        path: str,
+        body: Any,
+        concurrency: int,
+    ) -> list[dict[str, Any]]:
+        """POST ``body`` to ``path`` on each address, ``concurrency`` at a time.
+
+        Every address is checked against the allowed networks again here, the last step
+        before the network, before any request is sent.
+
+        Returns one record per address: its URL, status or error, and tries.
+        """
+        for address in addresses:
+            self._guards.check_endpoint(address)
+        answers = await gather_limited(
+            concurrency,
+            [self._post_one(ctx, a, endpoint_url(a, port, path), body) for a in addresses],
+        )
+        records: list[dict[str, Any]] = []
+        for address, answer in zip(addresses, answers, strict=True):
+            if isinstance(answer, BaseException):
+                records.append({"address": address, "ok": False, "error": repr(answer)})
+            else:
+                records.append(answer)
+        return records
+
+    async def _post_one(
+        self, ctx: ActionContext, address: str, url: str, body: Any
+    ) -> dict[str, Any]:
+        tries = 0
+
+        async def once() -> tuple[int, str]:
+            nonlocal tries
+            tries += 1
+            return await self._http.send(
+                ctx,
+                "POST",
+                url,
+                headers={"Idempotency-Key": ctx.key},
+                json_body=body,
+                expect=frozenset(range(200, 300)),
+                what=url,
+            )
+
+        try:
+            status, text = await with_retries(ctx, once, policy=self._policy, what=f"POST {url}")
+        except ResponderError as exc:
+            return {"address": address, "url": url, "ok": False, "error": str(exc), "tries": tries}
+        return {
+            "address": address,
+            "url": url,
+            "ok": True,
+            "status": status,
+            "body": text[:200],
+            "tries": tries,
+        }
+
+    async def _done(
+        self, ctx: ActionContext, service: Target, result: ActionResult, **logged: Any
+    ) -> ActionResult:
+        """Record the key on the Service and log: the HTTP path succeeded."""
+        await record_on_service(self._kube, ctx, service, record_value(result))
+        ctx.logger.info("action.done", action=self.name, target=str(service), **logged)
+        return result
+
+    async def _rolling_restart(self, ctx: ActionContext, target: Target) -> ActionResult:
+        """Restart the Deployment named like the target and wait for the rollout."""
+        return await self._restart.run(
+            ctx,
+            target.model_copy(update={"kind": "deployment"}),
+            DeploymentRestartParams(wait=True),
+        )

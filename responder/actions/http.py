@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from responder.actions.base import ActionContext, ActionResult
+from responder.actions.base import ActionContext, ActionResult, dry_run_result
 from responder.actions.guards import Guards
 from responder.actions.params import HTTPRequestParams
 from responder.actions.retry import Operation, RetryPolicy, classify_status, with_retries
@@ -117,15 +117,13 @@ class HttpRequest:
             "body": params.body,
         }
         if ctx.dry_run:
-            return ActionResult(
-                action=self.name,
-                target=str(target),
-                key=ctx.key,
-                changed=False,
-                dry_run=True,
+            return dry_run_result(
+                self.name,
+                target,
+                ctx,
+                started,
                 detail=f"would send {params.method} {url}",
                 data={"request": request},
-                duration_s=ctx.clock.monotonic() - started,
             )
         tries = 0
 

@@ -12,41 +12,17 @@ every address is checked against ``actions.allowed_endpoint_networks`` before an
 
 from __future__ import annotations
 
-from responder.actions.base import ActionContext, ActionResult, repeat_result
-from responder.actions.deployments import DeploymentRestart
-from responder.actions.endpoints import (
-    earlier_record,
-    post_to_all,
-    ready_addresses,
-    record_on_service,
-)
-from responder.actions.guards import Guards
-from responder.actions.http import HttpClient
-from responder.actions.kube import Kube, record_value
-from responder.actions.params import DeploymentRestartParams, ModelReloadParams
-from responder.actions.retry import RetryPolicy
+from responder.actions.base import ActionContext, ActionResult, dry_run_result
+from responder.actions.endpoints import EndpointAction
+from responder.actions.params import ModelReloadParams
 from responder.errors import TemporaryError
 from responder.models.target import Target
 
 
-class ModelReload:
+class ModelReload(EndpointAction):
     """POST the reload endpoint on each ready pod behind the Service ``target.name``."""
 
     name = "model.reload"
-
-    def __init__(
-        self,
-        kube: Kube,
-        http: HttpClient,
-        guards: Guards,
-        policy: RetryPolicy,
-        restart: DeploymentRestart,
-    ) -> None:
-        self._kube = kube
-        self._http = http
-        self._guards = guards
-        self._policy = policy
-        self._restart = restart
 
     async def run(
         self, ctx: ActionContext, target: Target, params: ModelReloadParams
@@ -54,11 +30,7 @@ class ModelReload:
         started = ctx.clock.monotonic()
         self._guards.check_target(target)
         if params.restart:
-            rolled = await self._restart.run(
-                ctx,
-                target.model_copy(update={"kind": "deployment"}),
-                DeploymentRestartParams(wait=True),
-            )
+            rolled = await self._rolling_restart(ctx, target)
             return rolled.model_copy(
                 update={
                     "action": self.name,
@@ -66,20 +38,19 @@ class ModelReload:
                 }
             )
         service = target.model_copy(update={"kind": "service"})
-        found = await earlier_record(self._kube, ctx, target, ctx.key)
-        if found is not None:
-            return repeat_result(found, ctx, started)
-        addresses = await ready_addresses(self._kube, self._guards, ctx, service)
+        repeat = await self._repeat(ctx, target, started)
+        if repeat is not None:
+            return repeat
+        addresses = await self._addresses(ctx, service)
         if not addresses:
             raise TemporaryError(f"model.reload: no ready endpoints behind {service}")
         body = {"variant": params.variant} if params.variant else {}
         if ctx.dry_run:
-            return ActionResult(
-                action=self.name,
-                target=str(service),
-                key=ctx.key,
-                changed=False,
-                dry_run=True,
+            return dry_run_result(
+                self.name,
+                service,
+                ctx,
+                started,
                 detail=f"would POST {params.path} on {len(addresses)} pods of {service}",
                 data={
                     "addresses": addresses,
@@ -87,13 +58,9 @@ class ModelReload:
                     "path": params.path,
                     "body": body,
                 },
-                duration_s=ctx.clock.monotonic() - started,
             )
-        answers = await post_to_all(
+        answers = await self._post(
             ctx,
-            self._http,
-            self._guards,
-            self._policy,
             addresses,
             port=params.port,
             path=params.path,
@@ -116,12 +83,4 @@ class ModelReload:
             data={"answers": answers},
             duration_s=ctx.clock.monotonic() - started,
         )
-        await record_on_service(self._kube, ctx, service, record_value(result))
-        ctx.logger.info(
-            "action.done", action=self.name, target=str(service), reloaded=ok, pods=len(addresses)
-        )
-        return result
-
-    async def reconcile(self, ctx: ActionContext, target: Target, key: str) -> bool | None:
-        self._guards.check_target(target)
-        return await earlier_record(self._kube, ctx, target, key) is not None
+        return await self._done(ctx, service, result, reloaded=ok, pods=len(addresses))
