@@ -19,8 +19,8 @@ from typing import Any
 
 from responder.errors import ConfigError, TemporaryError
 from responder.stack import process
-from responder.stack.service import ProcessService, Progress
-from responder.stack.templates import dump_yaml, load_yaml, replace_config, require_loopback
+from responder.stack.service import ReloadableService
+from responder.stack.templates import dump_yaml, load_yaml, require_loopback
 
 TEMPLATE = "alertmanager/alertmanager.yml"
 
@@ -37,7 +37,7 @@ class Route:
     repeat_interval_s: int
 
 
-class Alertmanager(ProcessService):
+class Alertmanager(ReloadableService):
     """``prometheus-alertmanager`` bound to 127.0.0.1, one receiver: the responder's webhook."""
 
     def __init__(
@@ -57,28 +57,15 @@ class Alertmanager(ProcessService):
         super().__init__(
             "alertmanager",
             home,
-            ports=(port,),
+            port=port,
+            config_name="alertmanager.yml",
             start_timeout_s=start_timeout_s,
             stop_timeout_s=stop_timeout_s,
         )
-        self.port = port
-        self.config_file = self.home / "alertmanager.yml"
         self.route = Route(
             webhook_url, token, tuple(group_by), group_wait_s, group_interval_s, repeat_interval_s
         )
         self.render_config(self.route)  # refuse a bad webhook now, not at the first start
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def endpoint(self) -> str:
-        return self.url
-
-    @property
-    def marker(self) -> str:
-        return str(self.config_file)
 
     def configure(
         self,
@@ -102,18 +89,8 @@ class Alertmanager(ProcessService):
             group_interval_s if group_interval_s is not None else current.group_interval_s,
             repeat_interval_s if repeat_interval_s is not None else current.repeat_interval_s,
         )
-        self.home.mkdir(parents=True, exist_ok=True)
-        replace_config(
-            self.render_config(route),
-            self.config_file,
-            reload=self.reload if self.pid() is not None else None,
-            private=True,
-        )
+        self._replace_config(self.render_config(route), private=True)
         self.route = route
-
-    def reload(self) -> None:
-        """Make the running server read its config file again."""
-        process.http_reload(self.port, what="alertmanager")
 
     def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> None:
         """Inject alerts as Prometheus does (``POST /api/v2/alerts``: labels, annotations,
@@ -123,10 +100,6 @@ class Alertmanager(ProcessService):
         )
         if status != 200:
             raise TemporaryError(f"alertmanager refused the alerts: {status} {body}")
-
-    def prepare(self, progress: Progress) -> None:
-        (self.home / "data").mkdir(parents=True, exist_ok=True)
-        self._write_config()
 
     def command(self) -> list[str]:
         binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -143,9 +116,6 @@ class Alertmanager(ProcessService):
             # An empty address turns clustering off: no gossip listener on 0.0.0.0:9094.
             "--cluster.listen-address=",
         ]
-
-    def probe(self) -> bool:
-        return process.http_request(self.port, "/-/ready")[0] == 200
 
     def render_config(self, route: Route) -> dict[str, Any]:
         """The template routing to ``route``'s webhook, token and timings."""

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from responder.errors import ConfigError
-from responder.stack import process
-from responder.stack.service import ProcessService, Progress
+from responder.stack.service import ReloadableService
 from responder.stack.templates import (
     DEPLOY_DIR,
     dump_yaml,
     load_yaml,
-    replace_config,
     require_loopback,
 )
 
@@ -41,7 +39,7 @@ class Wiring:
     rule_files: Sequence[str] | None
 
 
-class Prometheus(ProcessService):
+class Prometheus(ReloadableService):
     """``prometheus`` bound to 127.0.0.1 with the lifecycle API on (for ``/-/reload``)."""
 
     def __init__(
@@ -60,27 +58,14 @@ class Prometheus(ProcessService):
         super().__init__(
             "prometheus",
             home,
-            ports=(port,),
+            port=port,
+            config_name="prometheus.yml",
             start_timeout_s=start_timeout_s,
             stop_timeout_s=stop_timeout_s,
         )
-        self.port = port
-        self.config_file = self.home / "prometheus.yml"
         self.scrape_interval_s = scrape_interval_s
         self.wiring = Wiring(scrape_targets, alertmanager, rule_files)
         self.render_config(self.wiring)  # refuse a bad target now, not at the first start
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def endpoint(self) -> str:
-        return self.url
-
-    @property
-    def marker(self) -> str:
-        return str(self.config_file)
 
     def configure(
         self,
@@ -92,21 +77,8 @@ class Prometheus(ProcessService):
         """Replace the scrape targets, Alertmanager and rules (same meaning as in the
         constructor); reload when running. A config it rejects changes nothing."""
         wiring = Wiring(scrape_targets, alertmanager, rule_files)
-        self.home.mkdir(parents=True, exist_ok=True)
-        replace_config(
-            self.render_config(wiring),
-            self.config_file,
-            reload=self.reload if self.pid() is not None else None,
-        )
+        self._replace_config(self.render_config(wiring))
         self.wiring = wiring
-
-    def reload(self) -> None:
-        """Make the running server read its config file again."""
-        process.http_reload(self.port, what="prometheus")
-
-    def prepare(self, progress: Progress) -> None:
-        (self.home / "data").mkdir(parents=True, exist_ok=True)
-        self._write_config()
 
     def command(self) -> list[str]:
         binary = shutil.which("prometheus")
@@ -124,9 +96,6 @@ class Prometheus(ProcessService):
             # first waits for the next resend (default 1 m). Resend soon; Alertmanager dedups.
             "--rules.alert.resend-delay=2s",
         ]
-
-    def probe(self) -> bool:
-        return process.http_request(self.port, "/-/ready")[0] == 200
 
     def render_config(self, wiring: Wiring) -> dict[str, Any]:
         """The template with ``wiring``'s targets, Alertmanager and rules, and our interval."""

@@ -11,11 +11,11 @@ import socket
 from pathlib import Path
 
 from responder.errors import ConfigError
-from responder.stack.service import ProcessService, Progress
+from responder.stack.service import OnePortService, Progress
 from responder.stack.templates import render
 
 
-class Redis(ProcessService):
+class Redis(OnePortService):
     """``redis-server`` bound to 127.0.0.1."""
 
     def __init__(
@@ -24,25 +24,16 @@ class Redis(ProcessService):
         super().__init__(
             "redis",
             home,
-            ports=(port,),
+            port=port,
+            config_name="redis.conf",
             start_timeout_s=start_timeout_s,
             stop_timeout_s=stop_timeout_s,
         )
-        self.port = port
-        self.config_file = self.home / "redis.conf"
 
     @property
     def url(self) -> str:
         """``redis://`` URL of database 0."""
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def endpoint(self) -> str:
-        return self.url
-
-    @property
-    def marker(self) -> str:
-        return str(self.config_file)
 
     def prepare(self, progress: Progress) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)

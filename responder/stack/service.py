@@ -15,17 +15,18 @@ import asyncio
 import fcntl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
 from responder.errors import ConfigError, PermanentError, TemporaryError
 from responder.stack import process
+from responder.stack.templates import replace_config
 
 Progress = Callable[[str], None]
 """Receives one human sentence per step of a start (downloading, formatting, waiting)."""
@@ -230,6 +231,72 @@ class ProcessService(ABC):
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class OnePortService(ProcessService):
+    """A server on one loopback port, told apart from other instances by its config file."""
+
+    def __init__(
+        self,
+        name: str,
+        home: Path,
+        *,
+        port: int,
+        config_name: str,
+        start_timeout_s: float,
+        stop_timeout_s: float,
+    ) -> None:
+        super().__init__(
+            name,
+            home,
+            ports=(port,),
+            start_timeout_s=start_timeout_s,
+            stop_timeout_s=stop_timeout_s,
+        )
+        self.port = port
+        self.config_file = self.home / config_name
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        return self.url
+
+    @property
+    def marker(self) -> str:
+        return str(self.config_file)
+
+
+class ReloadableService(OnePortService):
+    """Prometheus and Alertmanager: a YAML config reloaded through ``POST /-/reload``,
+    readiness at ``/-/ready``, storage under ``data/``."""
+
+    @abstractmethod
+    def _write_config(self) -> None:
+        """Write the config file for the current settings (before a start)."""
+
+    def reload(self) -> None:
+        """Make the running server read its config file again."""
+        process.http_reload(self.port, what=self.name)
+
+    def prepare(self, progress: Progress) -> None:
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        self._write_config()
+
+    def probe(self) -> bool:
+        return process.http_request(self.port, "/-/ready")[0] == 200
+
+    def _replace_config(self, config: Mapping[str, Any], *, private: bool = False) -> None:
+        """Write ``config`` and, when the server runs, reload it; one it rejects changes nothing."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        replace_config(
+            config,
+            self.config_file,
+            reload=self.reload if self.pid() is not None else None,
+            private=private,
+        )
 
 
 async def start_async(service: Service, progress: Progress = quiet) -> None:
