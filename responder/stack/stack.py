@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from responder.errors import ConfigError, PermanentError, ResponderError
 from responder.settings import Settings
@@ -62,6 +63,19 @@ def webhook_token(settings: Settings, root: Path) -> str:
     return path.read_text().strip()
 
 
+class _Timeouts(TypedDict):
+    start_timeout_s: float
+    stop_timeout_s: float
+
+
+def _timeouts(settings: Settings) -> _Timeouts:
+    """Every server waits as long as ``settings.stack`` says to start and to stop."""
+    return {
+        "start_timeout_s": settings.stack.start_timeout_s,
+        "stop_timeout_s": settings.stack.stop_timeout_s,
+    }
+
+
 def _kafka(settings: Settings, root: Path) -> Service:
     s = settings.stack
     return Kafka(
@@ -71,19 +85,12 @@ def _kafka(settings: Settings, root: Path) -> Service:
         cache_dir=Path(s.cache_dir),
         version=s.kafka_version,
         heap=s.kafka_heap,
-        start_timeout_s=s.start_timeout_s,
-        stop_timeout_s=s.stop_timeout_s,
+        **_timeouts(settings),
     )
 
 
 def _redis(settings: Settings, root: Path) -> Service:
-    s = settings.stack
-    return Redis(
-        root / "redis",
-        port=s.redis_port,
-        start_timeout_s=s.start_timeout_s,
-        stop_timeout_s=s.stop_timeout_s,
-    )
+    return Redis(root / "redis", port=settings.stack.redis_port, **_timeouts(settings))
 
 
 def _alertmanager(settings: Settings, root: Path) -> Service:
@@ -94,8 +101,7 @@ def _alertmanager(settings: Settings, root: Path) -> Service:
         webhook_url=ingest_webhook_url(settings),
         token=webhook_token(settings, root),
         group_interval_s=s.alertmanager_group_interval_s,
-        start_timeout_s=s.start_timeout_s,
-        stop_timeout_s=s.stop_timeout_s,
+        **_timeouts(settings),
     )
 
 
@@ -107,8 +113,7 @@ def _prometheus(settings: Settings, root: Path) -> Service:
         scrape_targets={INGEST_JOB: [ingest_address(settings)]},
         alertmanager=f"127.0.0.1:{s.alertmanager_port}",
         scrape_interval_s=s.prometheus_scrape_interval_s,
-        start_timeout_s=s.start_timeout_s,
-        stop_timeout_s=s.stop_timeout_s,
+        **_timeouts(settings),
     )
 
 
