@@ -13,6 +13,11 @@ The remediation engine publishes one ``Notification`` per transition, keyed by i
 - **Bounded retries.** A ``TemporaryError`` is retried after its ``delay`` (capped) until
   the notification's retry budget is spent; then it is given up, logged and audited. A
   ``PermanentError`` is logged and audited at once. Either way the agent moves on.
+- **Notifiers do not wait for each other.** One agent per notifier (``notify-slack``,
+  ``notify-pagerduty``) on the same topic: Faust hands every message to both and commits an
+  offset once both are done with it, so a PagerDuty outage holds back PagerDuty's own
+  queue (and offset commits), never Slack's messages (Alertmanager's one pipeline per
+  receiver). A redelivery after a crash is absorbed by each notifier's table.
 - **Incidents do not wait for each other.** A batch is split by incident: one incident's
   notifications go in order, different incidents in parallel, so a slow retry delays its
   own incident and at most the batch it came in, never the partition forever.
@@ -310,26 +315,39 @@ def register_notify(
         replier=ResponseUrlReplier(settings.slack) if settings.slack.enabled else None,
     )
 
-    async def incident(items: list[tuple[Any, Notification]]) -> None:
-        for event, n in items:
-            with as_current(event):
-                await deliverer.deliver(n)
+    def agent_for(name: str, notifier: Notifier) -> Callable[[Any], Awaitable[None]]:
+        only = Deliverer(
+            notifiers={name: notifier},
+            settings=settings.notify,
+            audit=audit,
+            sleep=deliverer.sleep,
+            monotonic=deliverer.monotonic,
+        )
 
-    async def notify(stream: Any) -> None:
-        conf = settings.notify
-        async for events in stream.take_events(conf.batch_max, within=conf.batch_within_s):
-            by_incident: dict[str, list[tuple[Any, Notification]]] = {}
-            for event in events:
-                try:
-                    n = Notification.model_validate_json(event.value)
-                except ValidationError as exc:
-                    log.error("notify.invalid_notification", error=str(exc)[:500])
-                    continue
-                by_incident.setdefault(n.incident_id, []).append((event, n))
-            # One incident in order, incidents in parallel; offsets acknowledged after all.
-            await asyncio.gather(*(incident(items) for items in by_incident.values()))
+        async def incident(items: list[tuple[Any, Notification]]) -> None:
+            for event, n in items:
+                with as_current(event):
+                    await only.deliver(n)
 
-    app.agent(notifications, name="notify", concurrency=1)(notify)
+        async def notify(stream: Any) -> None:
+            conf = settings.notify
+            async for events in stream.take_events(conf.batch_max, within=conf.batch_within_s):
+                by_incident: dict[str, list[tuple[Any, Notification]]] = {}
+                for event in events:
+                    try:
+                        n = Notification.model_validate_json(event.value)
+                    except ValidationError as exc:
+                        log.error("notify.invalid_notification", error=str(exc)[:500])
+                        continue
+                    if recipients(n, {name: notifier}):
+                        by_incident.setdefault(n.incident_id, []).append((event, n))
+                # One incident in order, incidents in parallel; offsets acknowledged after all.
+                await asyncio.gather(*(incident(items) for items in by_incident.values()))
+
+        return notify
+
+    for name, notifier in notifiers.items():
+        app.agent(notifications, name=f"notify-{name}", concurrency=1)(agent_for(name, notifier))
 
     # Replies to commands (Slack response_url): once per command key; the memory is per
     # process, so a crash between a reply and its offset commit may answer twice.

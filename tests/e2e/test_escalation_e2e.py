@@ -164,6 +164,7 @@ async def _scenario(
 ) -> None:
     async with ingest_for(settings) as (ingest, wiring):
         workers(settings)
+        fake_pd.fail_next(503, times=4)  # PagerDuty down for a while: paged once all the same
         failing = incident_id_of(await bus.fire(labels("failing")))
         gated = incident_id_of(await bus.fire(labels("gated")))
         accepted = await _failing_incident(ingest, bus, wiring, fake_slack, fake_pd, failing)
@@ -259,7 +260,17 @@ async def _failing_incident(
         ONCALL_KEY
     }
     assert pd.alerts[(ONCALL_KEY, incident)] == "resolved"
+    assert len(pd.requests) >= len(pd.events) + 4  # the 503s were retried ...
+    # ... and meanwhile Slack was not held up: its thread told of the PagerDuty level first.
     (message,) = incident_messages(slack, incident)
+    paged = min(e.at for e in pd.events if e.body.get("dedup_key") == incident)
+    level_2 = [
+        c.at
+        for c in slack.calls_to("chat.postMessage")
+        if c.body.get("thread_ts") == message.ts and "level 2" in str(c.body.get("text", ""))
+    ]
+    assert level_2, "no thread reply for the PagerDuty level"
+    assert level_2[0] < paged
     assert message.edits >= 2
     return {"pagerduty:E7ACK0001"}
 
