@@ -83,6 +83,25 @@ class _DeploymentAction:
             target.namespace,
         )
 
+    async def _patch_deployment(
+        self,
+        ctx: ActionContext,
+        target: Target,
+        body: Obj | list[Obj],
+        content_type: str = MERGE_PATCH,
+    ) -> Obj:
+        """One patch of the Deployment (a dry run asks the API to validate only)."""
+        return await self._kube.call(
+            ctx,
+            _patch(target),
+            self._kube.apps.patch_namespaced_deployment,
+            target.name,
+            target.namespace,
+            body,
+            _content_type=content_type,
+            **dry_run_arg(ctx),
+        )
+
     async def reconcile(self, ctx: ActionContext, target: Target, key: str) -> bool | None:
         self._guards.check_target(target)
         return applied(await self._read(ctx, target), key) is not None
@@ -105,16 +124,7 @@ class _DeploymentAction:
             if earlier is not None:
                 return repeat_result(earlier, ctx, started), dep
             result, body, content_type = await decide(dep)
-            patched = await self._kube.call(
-                ctx,
-                _patch(target),
-                self._kube.apps.patch_namespaced_deployment,
-                target.name,
-                target.namespace,
-                body,
-                _content_type=content_type,
-                **dry_run_arg(ctx),
-            )
+            patched = await self._patch_deployment(ctx, target, body, content_type)
             result.data = {"patch": body}
             return result, patched
 
@@ -381,26 +391,10 @@ class DeploymentScale(_DeploymentAction):
                 },
             }
         }
-        await self._kube.call(
-            ctx,
-            _patch(target),
-            self._kube.apps.patch_namespaced_deployment,
-            target.name,
-            target.namespace,
-            intent,
-            _content_type=MERGE_PATCH,
-        )
+        await self._patch_deployment(ctx, target, intent)
         await self._patch_scale(ctx, target, scale_body)
         done = {"metadata": {"annotations": {LAST_ACTION_ANNOTATION: record_value(result)}}}
-        await self._kube.call(
-            ctx,
-            _patch(target),
-            self._kube.apps.patch_namespaced_deployment,
-            target.name,
-            target.namespace,
-            done,
-            _content_type=MERGE_PATCH,
-        )
+        await self._patch_deployment(ctx, target, done)
         return result
 
     async def _patch_scale(self, ctx: ActionContext, target: Target, body: Obj) -> Obj:
