@@ -3,34 +3,18 @@ HTTP server that records every request it receives (to prove what did, or did no
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from action_support import FixedClock, context_factory
 from aiohttp import web
 
 from responder.actions.base import ActionContext
 from responder.actions.guards import Guards
 from responder.actions.retry import RetryPolicy
 from responder.settings import ActionsSettings
-
-_incidents = itertools.count(1)
-
-
-class FixedClock:
-    """Wall time fixed at a known instant (timestamps are predictable); monotonic time is real."""
-
-    def __init__(self, now: float = 1_780_000_000.0) -> None:
-        self.wall = now
-
-    def now(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @pytest.fixture
@@ -47,19 +31,7 @@ def policy() -> RetryPolicy:
 @pytest.fixture
 def make_ctx(clock: FixedClock) -> Callable[..., ActionContext]:
     """Context for a new incident (unique id) unless ``incident_id`` is given."""
-
-    def make(**overrides: Any) -> ActionContext:
-        fields: dict[str, Any] = {
-            "incident_id": f"inc-{next(_incidents)}",
-            "step": 0,
-            "attempt": 1,
-            "deadline": clock.monotonic() + 30,
-            "clock": clock,
-        }
-        fields.update(overrides)
-        return ActionContext(**fields)
-
-    return make
+    return context_factory(clock, deadline_s=30)
 
 
 def settings_for(**overrides: Any) -> ActionsSettings:

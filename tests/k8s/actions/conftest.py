@@ -3,12 +3,11 @@ ServiceAccount client (so RBAC is real), objects created as admin, and a fixed c
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from action_support import FixedClock, context_factory
 from aiohttp import web
 from kubernetes_asyncio import client as k8s
 
@@ -17,21 +16,7 @@ from responder.actions.base import Action, ActionContext
 from responder.actions.registry import ActionDeps, build_actions
 from responder.settings import ActionsSettings
 
-_incidents = itertools.count(1)
 LABELS = {"app": "web"}
-
-
-class FixedClock:
-    """Wall time fixed at a known instant (restartedAt is predictable); monotonic time is real."""
-
-    def __init__(self, now: float = 1_780_000_000.0) -> None:
-        self.wall = now
-
-    def now(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @pytest.fixture
@@ -41,18 +26,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def make_ctx(clock: FixedClock) -> Callable[..., ActionContext]:
-    def make(**overrides: Any) -> ActionContext:
-        fields: dict[str, Any] = {
-            "incident_id": f"inc-{next(_incidents)}",
-            "step": 0,
-            "attempt": 1,
-            "deadline": clock.monotonic() + 90,
-            "clock": clock,
-        }
-        fields.update(overrides)
-        return ActionContext(**fields)
-
-    return make
+    return context_factory(clock, deadline_s=90)
 
 
 @pytest.fixture
