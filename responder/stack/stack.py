@@ -17,12 +17,10 @@ from typing import TypedDict
 
 from responder.errors import ConfigError, PermanentError, ResponderError
 from responder.settings import Settings
-from responder.stack.alertmanager import Alertmanager
-from responder.stack.kafka import Kafka
-from responder.stack.kube import kube_service
-from responder.stack.prometheus import INGEST_JOB, Prometheus
-from responder.stack.redis import Redis
 from responder.stack.service import Progress, Service, ServiceStatus, quiet
+
+# Each factory imports its server's module when it builds one: reading the registry (the
+# CLI lists the names at start-up) does not load aiokafka, the kube plumbing and the rest.
 
 ServiceFactory = Callable[[Settings, Path], Service]
 """Builds a service from the settings and the stack's root folder."""
@@ -77,6 +75,8 @@ def _timeouts(settings: Settings) -> _Timeouts:
 
 
 def _kafka(settings: Settings, root: Path) -> Service:
+    from responder.stack.kafka import Kafka
+
     s = settings.stack
     return Kafka(
         root / "kafka",
@@ -90,10 +90,14 @@ def _kafka(settings: Settings, root: Path) -> Service:
 
 
 def _redis(settings: Settings, root: Path) -> Service:
+    from responder.stack.redis import Redis
+
     return Redis(root / "redis", port=settings.stack.redis_port, **_timeouts(settings))
 
 
 def _alertmanager(settings: Settings, root: Path) -> Service:
+    from responder.stack.alertmanager import Alertmanager
+
     s = settings.stack
     return Alertmanager(
         root / "alertmanager",
@@ -106,6 +110,8 @@ def _alertmanager(settings: Settings, root: Path) -> Service:
 
 
 def _prometheus(settings: Settings, root: Path) -> Service:
+    from responder.stack.prometheus import INGEST_JOB, Prometheus
+
     s = settings.stack
     return Prometheus(
         root / "prometheus",
@@ -117,6 +123,12 @@ def _prometheus(settings: Settings, root: Path) -> Service:
     )
 
 
+def _kube(settings: Settings, root: Path) -> Service:
+    from responder.stack.kube import kube_service
+
+    return kube_service(settings, root)
+
+
 # Start order: Kafka first (slowest, and what the responder cannot run without), Alertmanager
 # before Prometheus (which sends it alerts). `responder stack down` stops in reverse.
 SERVICES: list[ServiceSpec] = [
@@ -125,7 +137,7 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("alertmanager", _alertmanager, "Alertmanager, routing to the ingest webhook"),
     ServiceSpec("prometheus", _prometheus, "Prometheus, scraping ingest /metrics"),
     ServiceSpec(
-        "kube", kube_service, "Kubernetes control plane: etcd, apiserver, controllers, kwok nodes"
+        "kube", _kube, "Kubernetes control plane: etcd, apiserver, controllers, kwok nodes"
     ),
 ]
 
