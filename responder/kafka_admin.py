@@ -29,8 +29,12 @@ def all_topic_names(settings: KafkaSettings) -> list[str]:
     return [topic_name(settings.topic_prefix, name) for name in ALL_TOPICS]
 
 
-async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> None:
-    """Create the topics (full names) with the configured partitions unless they exist."""
+async def ensure_topics(
+    settings: KafkaSettings, topics: Iterable[str], *, compacted: Iterable[str] = ()
+) -> None:
+    """Create the topics (full names) with the configured partitions unless they exist;
+    ``compacted`` ones (table changelogs) with ``cleanup.policy=compact``."""
+    compact = set(compacted)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap,
         request_timeout_ms=int(settings.request_timeout_s * 1000),
@@ -43,8 +47,9 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> None:
                     topic,
                     num_partitions=settings.partitions,
                     replication_factor=settings.replication_factor,
+                    topic_configs={"cleanup.policy": "compact"} if topic in compact else {},
                 )
-                for topic in topics
+                for topic in [*topics, *sorted(compact)]
             ]
         )
     finally:

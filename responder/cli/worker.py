@@ -18,8 +18,12 @@ def worker(loglevel: str) -> None:
     from streams.app import create_streams
 
     settings = get_settings()
-    # Every topic exists, with its partitions, before the group subscribes: a missing
-    # subscribed topic is ignored until the consumer's next metadata refresh (minutes).
-    asyncio.run(ensure_topics(settings.kafka, all_topic_names(settings.kafka)))
     streams = create_streams(settings)
+    # Every topic exists, with its partitions, before the group subscribes: a missing
+    # subscribed topic is ignored until the consumer's next metadata refresh (minutes), and
+    # a table written before its changelog's metadata is known fails with PartitionsMismatch.
+    changelogs = [table.changelog_topic.get_topic_name() for table in streams.app.tables.values()]
+    asyncio.run(
+        ensure_topics(settings.kafka, all_topic_names(settings.kafka), compacted=changelogs)
+    )
     faust.Worker(streams.app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
