@@ -446,6 +446,7 @@ async def test_high_generation_latency(seed: Seed, cache: aioredis.Redis, promet
         ("action_finished", 3),
     ]
     seed.assert_actions_live(["cache.clear", "model.reload", "deployment.scale", "region.failover"])
+    assert first("escalated")(seed.audit.events) is None  # fixed before anyone was paged
     # The three PromQL verifications went to the test Prometheus (which has no MuseAroo
     # series; it also rejects their timeout parameter: see the xfail test below).
     assert await prometheus_queries(prometheus) >= queries_before + 3
@@ -484,6 +485,7 @@ async def test_websocket_connection_issues(seed: Seed) -> None:
         ("action_finished", 2),
     ]
     seed.assert_actions_live(["connections.reset", "deployment.restart", "deployment.scale"])
+    assert first("escalated")(seed.audit.events) is None
 
 
 async def test_database_performance(seed: Seed) -> None:
@@ -509,8 +511,12 @@ async def test_database_performance(seed: Seed) -> None:
     assert kinds.index("escalated") < kinds.index("awaiting_approval"), kinds
     escalated = first("escalated", level=1)(seed.audit.events)
     assert escalated is not None
-    assert escalated.data["notify"] == "slack"
+    assert escalated.data["notify"] == "slack"  # the DBA channel
     assert escalated.data["lateness_s"] < 5.0
+    # Its second level (PagerDuty, the DBA rota) has no wait either; the third waits 15 min.
+    paged = await seed.ended("escalated", level=2)
+    assert paged.data["notify"] == "pagerduty"
+    assert (paged.at - escalated.at).total_seconds() < 5.0
     assert "action_started" not in kinds
     assert await read_selector() == {"app.kubernetes.io/name": "musearoo-db", "role": "primary"}
 
@@ -527,6 +533,7 @@ async def test_database_performance(seed: Seed) -> None:
         ("halted", None),
     ]
     seed.assert_actions_live(["region.failover"])
+    assert first("escalated", level=3)(seed.audit.events) is None
 
 
 async def test_ai_model_failure(seed: Seed) -> None:
@@ -552,6 +559,7 @@ async def test_ai_model_failure(seed: Seed) -> None:
     await seed.ended("halted")
     escalated = await seed.ended("escalated", level=1)
     assert escalated.incident_id == seed.incident
+    assert escalated.data["reason"] == "steps exhausted"
     assert seed.trail() == [
         ("action_started", 0),
         ("action_finished", 0),
