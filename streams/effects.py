@@ -309,7 +309,9 @@ class EffectRunner:
             from prometheus_api_client import PrometheusConnect
 
             self._prometheus = PrometheusConnect(url=self.settings.prometheus_url, disable_ssl=True)
+        # Prometheus reads a duration parameter as float seconds ("5.0") or as its own
+        # duration syntax ("5s"); "5.0s" is neither and is refused with 400.
         result = self._prometheus.custom_query(
-            query, params={"timeout": f"{timeout}s"}, timeout=timeout
+            query, params={"timeout": repr(float(timeout))}, timeout=timeout
         )
         return list(result) if isinstance(result, list) else []
