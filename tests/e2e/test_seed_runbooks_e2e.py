@@ -11,7 +11,8 @@ A PromQL verification cannot pass here (the test Prometheus has no MuseAroo seri
 fails at the end of its short window and the incident goes on to its next step; a last step
 that verifies on the alert resolving is satisfied by the resolved webhook Alertmanager sends.
 The example alerts are sent with their ``namespace`` label set to the test's namespace,
-the only one the worker may act in.
+the only one the worker may act in. The last test serves the health score ai_model_failure
+verifies to Prometheus, and checks that the verification then holds after the first step.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCont
 class Seed:
     """One runbook's run: the namespace's objects, the worker, ingest, and what to observe."""
 
-    def __init__(self, admin: k8s.ApiClient, namespace: str, settings: Settings) -> None:
+    def __init__(
+        self, admin: k8s.ApiClient, namespace: str, settings: Settings, health: HealthServer
+    ) -> None:
         self.admin = admin
         self.namespace = namespace
         self.settings = settings
@@ -110,7 +113,7 @@ class Seed:
         self.core = k8s.CoreV1Api(admin)
         self.custom = k8s.CustomObjectsApi(admin)
         self.pods = PodServers()
-        self.health = HealthServer()
+        self.health = health  # the http verification's base URL
         self.audit = AuditTail(settings)
         self.env: dict[str, str] = {}
         self.ingest: TestClient[Any, Any] | None = None
@@ -332,14 +335,8 @@ async def seed(
             rollout_poll_s=0.2,
         ),
     )
-    made = Seed(admin_api, namespace, settings)
-    made.health = health
+    made = Seed(admin_api, namespace, settings, health)
     made.env = worker_env(settings, responder_kubeconfig)
-    await create_topics_async(
-        kafka.bootstrap, {f"{settings.kafka.topic_prefix}.{n}": 4 for n in TOPICS}
-    )
-    await made.audit.start()
-    worker = Worker(made.env, tmp_path / "worker.log")
     publisher = KafkaAlertPublisher(
         settings.kafka,
         topic_name(settings.kafka.topic_prefix, ALERTS),
@@ -350,16 +347,23 @@ async def seed(
         publisher,
         keyer=runbook_keyer(load_store(settings.remediation.runbooks_dir)),
     )
-    await publisher.start()
+    worker: Worker | None = None
     try:
+        await create_topics_async(
+            kafka.bootstrap, {f"{settings.kafka.topic_prefix}.{n}": 4 for n in TOPICS}
+        )
+        await made.audit.start()
+        worker = Worker(made.env, tmp_path / "worker.log")
+        await publisher.start()
         assert await publisher.wait_connected(30), "ingest could not reach the broker"
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             made.ingest = client
             yield made
     finally:
         await publisher.stop()
-        worker.stop()
-        print(f"--- worker log\n{worker.log_tail()}")  # shown when the test fails
+        if worker is not None:
+            await asyncio.to_thread(worker.stop)
+            print(f"--- worker log\n{worker.log_tail()}")  # shown when the test fails
         await made.audit.stop()
         await made.pods.close()
         await health.close()
@@ -447,8 +451,7 @@ async def test_high_generation_latency(seed: Seed, cache: aioredis.Redis, promet
     ]
     seed.assert_actions_live(["cache.clear", "model.reload", "deployment.scale", "region.failover"])
     assert first("escalated")(seed.audit.events) is None  # fixed before anyone was paged
-    # The three PromQL verifications went to the test Prometheus (which has no MuseAroo
-    # series; it also rejects their timeout parameter: see the xfail test below).
+    # The three PromQL verifications asked the test Prometheus (and found no series).
     assert await prometheus_queries(prometheus) >= queries_before + 3
 
 
@@ -614,16 +617,12 @@ async def healthy_engine(prometheus: Any, namespace: str) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams/effects.py EffectRunner._query sends Prometheus timeout=f'{query_timeout_s}s' "
-    "with a float ('5.0s'); Prometheus answers 400 'cannot parse \"5.0s\" to a valid duration', "
-    "so every PromQL verification fails whatever the metrics say and a fix that worked is "
-    "never verified (the incident walks on to the next step and escalates)",
-)
 async def test_ai_model_failure_verified_by_prometheus(seed: Seed, healthy_engine: str) -> None:
     """The happy path: the engine's health score is back above 0.7 once the models are
-    reloaded, so the first step's PromQL verification holds and the incident resolves."""
+    reloaded, so the first step's PromQL verification holds and the incident resolves.
+
+    (Found failing: the effect runner sent Prometheus ``timeout=5.0s``, which it refuses
+    with 400, so no PromQL verification could pass whatever the metrics said.)"""
     engine = f"{healthy_engine}-engine"
     pods = await seed.workload(engine, replicas=2)
     await seed.fire("ai_model_failure")
