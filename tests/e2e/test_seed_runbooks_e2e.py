@@ -382,7 +382,7 @@ async def prometheus_queries(prometheus: Any) -> float:
 
 async def test_high_generation_latency(seed: Seed, cache: aioredis.Redis, prometheus: Any) -> None:
     engine = "melody-engine"  # the example alert's engine label, templated by the runbook
-    pods = await seed.workload(engine, replicas=2)
+    pods = await seed.workload(engine, replicas=11)  # doubling would give 22: over the cap
     await seed.custom.create_namespaced_custom_object(
         "gateway.networking.k8s.io",
         "v1",
@@ -424,10 +424,12 @@ async def test_high_generation_latency(seed: Seed, cache: aioredis.Redis, promet
     assert sorted((host, path) for host, path, _ in seed.pods.calls) == [
         (pod, "/admin/models/reload") for pod in pods
     ]
-    assert (await seed.deployment(engine)).spec.replicas == 2  # not scaled yet
+    assert (await seed.deployment(engine)).spec.replicas == 11  # not scaled yet
 
-    await seed.finished(2)  # scale-up: doubled (2 -> 4, under the cap of 20)
-    assert (await seed.deployment(engine)).spec.replicas == 4
+    scaled = await seed.finished(2)  # scale-up: doubled, capped at the runbook's max of 20
+    assert (await seed.deployment(engine)).spec.replicas == 20
+    assert scaled.data["result"]["before"] == {"replicas": 11}
+    assert scaled.data["result"]["after"] == {"replicas": 20}
 
     await seed.waits_for_approval(3)  # failover moves every user: a person decides
     assert await weights() == [100, 0]
