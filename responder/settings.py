@@ -537,6 +537,27 @@ class NotifySettings(BaseModel):
     )
 
 
+class AdhocSettings(BaseModel):
+    """``/responder run`` and ``/responder silence``: what the worker needs to carry them out."""
+
+    alertmanager_url: str = Field(
+        "http://127.0.0.1:19093",
+        description="Alertmanager whose API v2 receives silences; the local stack's port by "
+        "default (loopback in development).",
+    )
+    alertmanager_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds per Alertmanager API request (connect + answer)."
+    )
+    run_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=900,
+        description="Seconds one ad-hoc action may take before it is reported as timed out; "
+        "the agent handles commands one at a time, so this bounds how long a slow action "
+        "holds up the next command.",
+    )
+
+
 class Settings(BaseSettings):
     """The responder's whole configuration."""
 
@@ -554,6 +575,7 @@ class Settings(BaseSettings):
     kube_stack: KubeStackSettings = KubeStackSettings()
     remediation: RemediationSettings = RemediationSettings()
     notify: NotifySettings = NotifySettings()
+    adhoc: AdhocSettings = AdhocSettings()
 
 
 @lru_cache(maxsize=1)

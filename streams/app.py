@@ -56,6 +56,7 @@ def create_streams(
     remediation: RemediationRuntime | None = None,
 ) -> ResponderStreams:
     """The Faust app with its topics, the ``incidents`` table and the triage agent."""
+    from streams.adhoc import register_adhoc
     from streams.notify import register_notify
     from streams.remediate import register_remediation
     from streams.triage import register_triage  # agents import this module's dataclass
@@ -107,6 +108,7 @@ def create_streams(
         clock=clock,
     )
     register_triage(streams)
-    register_remediation(streams, settings, remediation)
+    remediating = register_remediation(streams, settings, remediation)
     register_notify(streams, settings)
+    register_adhoc(streams, settings, remediating.runner.actions)
     return streams
