@@ -47,6 +47,13 @@ class Matcher(BaseModel):
             raise ValueError(f"{value[:40]!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")
         return value
 
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("a value holds a control or invisible character")
+        return value
+
     def api(self) -> dict[str, Any]:
         """The matcher as API v2 takes it."""
         return {
