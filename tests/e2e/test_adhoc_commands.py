@@ -10,11 +10,8 @@ topic, as Kafka would deliver it again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,133 +19,17 @@ from typing import Any
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaProducer
-from e2e_escalation_support import ALICE, integration_env, slack_headers, slack_settings, slash_body
-from e2e_support import WorkerProcess, read_topic
+from adhoc_support import Harness, start_harness
+from e2e_escalation_support import ALICE
 from fakes.slack_api import FakeSlack
-from pydantic import SecretStr
 
-from responder.ingest.app import create_app
-from responder.ingest.publisher import KafkaAlertPublisher
-from responder.ingest.wiring import build_chatops
 from responder.integrations.alertmanager.silences import silence_ref
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
-from responder.models.incidents import AuditEvent
-from responder.models.topics import ALERTS, AUDIT, topic_name
-from responder.settings import (
-    ActionsSettings,
-    AdhocSettings,
-    IngestSettings,
-    KafkaSettings,
-    NotifySettings,
-    RemediationSettings,
-    Settings,
-    WorkerSettings,
-)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-Client = TestClient[Any, Any]
 NAMESPACE = "musearoo"
-REDIS_DB = 11
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters:
-- name: unused
-  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}
-users:
-- name: unused
-  user: {token: never-used}
-contexts:
-- name: unused
-  context: {cluster: unused, user: unused}
-current-context: unused
-"""
-"""The catalogue builds a Kubernetes client at start; cache.clear never calls it."""
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        await asyncio.sleep(0.2)  # polling interval, bounded by the deadline
-
-
-def env_of(settings: Settings, groups: tuple[str, ...]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for group in groups:
-        for name, value in getattr(settings, group).model_dump(mode="json").items():
-            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-            env[f"RESPONDER_{group.upper()}__{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else text
-            )
-    return env
-
-
-@contextlib.asynccontextmanager
-async def ingest_for(settings: Settings) -> AsyncIterator[Client]:
-    publisher = KafkaAlertPublisher(
-        settings.kafka,
-        topic_name(settings.kafka.topic_prefix, ALERTS),
-        retry_after_s=settings.ingest.retry_after_s,
-    )
-    wiring = build_chatops(settings)
-    assert wiring is not None
-    app = create_app(settings.ingest, publisher)
-    wiring.mount(app)
-    await publisher.start()
-    try:
-        async with TestClient(TestServer(app, host="127.0.0.1")) as ingest:
-            assert await wiring.wait_connected(30), "ingest could not reach the broker"
-            yield ingest
-    finally:
-        await publisher.stop()
-
-
-class Harness:
-    def __init__(self, ingest: Client, slack: FakeSlack, settings: Settings) -> None:
-        self.ingest, self.slack, self.settings = ingest, slack, settings
-
-    async def slash(self, text: str) -> tuple[str, str]:
-        """Send ``/responder TEXT`` as Alice; (the immediate answer, the response_url id)."""
-        url = self.slack.response_url()
-        body = slash_body(text, user_id=ALICE, trigger_id=uuid.uuid4().hex, response_url=url)
-        response = await self.ingest.post(
-            "/v1/slack/commands", data=body, headers=slack_headers(body)
-        )
-        assert response.status == 200, await response.text()
-        return (await response.json())["text"], url.rsplit("/", 1)[1]
-
-    async def reply(self, rid: str, timeout_s: float = 60.0) -> str:
-        async def answered() -> bool:
-            return bool(self.slack.replies[rid])
-
-        await eventually(answered, timeout_s)
-        return str(self.slack.replies[rid][0].body["text"])
-
-    async def publish(self, command: Command) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap)
-        await producer.start()
-        try:
-            topic = topic_name(self.settings.kafka.topic_prefix, "commands")
-            await producer.send_and_wait(topic, command.model_dump_json().encode(), key=b"")
-        finally:
-            await producer.stop()
-
-    async def audits(self, until: Callable[[list[AuditEvent]], bool]) -> list[AuditEvent]:
-        def parsed(records: list[tuple[bytes, bytes, int]]) -> list[AuditEvent]:
-            return [AuditEvent.model_validate_json(v) for _, v, _ in records]
-
-        records = await read_topic(
-            self.settings.kafka.bootstrap,
-            topic_name(self.settings.kafka.topic_prefix, AUDIT),
-            until=lambda r: until(parsed(r)),
-            timeout_s=30,
-        )
-        return parsed(records)
+REDIS_DB = 12
 
 
 @pytest.fixture
@@ -162,16 +43,6 @@ async def cache(redis_server: Any) -> AsyncIterator[tuple[aioredis.Redis, str]]:
 
 
 @pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    from e2e_escalation_support import BOT_TOKEN
-
-    slack = FakeSlack(token=BOT_TOKEN)
-    await slack.start()
-    yield slack
-    await slack.stop()
-
-
-@pytest.fixture
 async def harness(
     kafka: Any,
     alertmanager: Any,
@@ -180,45 +51,16 @@ async def harness(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Harness]:
-    run = uuid.uuid4().hex[:10]
-    (tmp_path / "runbooks").mkdir()
-    settings = Settings(
-        kafka=KafkaSettings(
-            bootstrap=kafka.bootstrap, topic_prefix=f"a{run}", partitions=2, request_timeout_s=5.0
-        ),
-        ingest=IngestSettings(bearer_token=SecretStr("adhoc-e2e-token")),
-        worker=WorkerSettings(
-            app_id=f"adhoc-e2e-{run}",
-            store="rocksdb://",
-            data_dir=str(tmp_path / "worker-data"),
-            web_enabled=False,
-            session_timeout_s=6.0,
-        ),
-        remediation=RemediationSettings(runbooks_dir=str(tmp_path / "runbooks")),
-        actions=ActionsSettings(
-            allowed_namespaces=[NAMESPACE],
-            redis_urls={"default": cache[1]},
-            call_timeout_s=5.0,
-            retry_base_s=0.05,
-            retry_cap_s=0.5,
-        ),
-        slack=slack_settings(fake_slack.url),
-        notify=NotifySettings(retry_budget_s=20.0, retry_max_delay_s=2.0),
-        adhoc=AdhocSettings(alertmanager_url=str(alertmanager.url), run_timeout_s=20.0),
-    )
-    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
-    for name, value in (
-        integration_env(settings) | env_of(settings, ("actions", "adhoc", "remediation"))
-    ).items():
-        monkeypatch.setenv(name, value)  # the worker subprocess reads its settings from these
-    worker = WorkerProcess(settings, tmp_path / "worker.log")
-    try:
-        async with ingest_for(settings) as ingest:
-            yield Harness(ingest, fake_slack, settings)
-    finally:
-        await asyncio.to_thread(worker.stop, timeout_s=30)
-        print(f"--- worker log\n{worker.log_tail()}")
+    async with start_harness(
+        bootstrap=kafka.bootstrap,
+        alertmanager_url=str(alertmanager.url),
+        redis_url=cache[1],
+        slack=fake_slack,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        namespace=NAMESPACE,
+    ) as made:
+        yield made
 
 
 async def test_run_cache_clear_dry_run_then_apply(
@@ -249,7 +91,7 @@ async def test_run_cache_clear_dry_run_then_apply(
     assert await redis.exists("keep:1") == 1
 
     events = await harness.audits(lambda es: sum(e.kind == "adhoc.run" for e in es) >= 2)
-    runs = [e for e in events if e.kind == "adhoc.run"]
+    runs = sorted((e for e in events if e.kind == "adhoc.run"), key=lambda e: e.at)
     assert [e.data["dry_run"] for e in runs] == [True, False]
     assert [e.data["actor"] for e in runs] == [ALICE, ALICE]
 
