@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -146,6 +146,13 @@ class EffectRunner:
         replayed and the messages sent again (their idempotency keys make the repeat
         harmless); the other order could lose them.
         """
+        # Routes first, acknowledged before anything a person can see: a command answering
+        # a notification (an Approve press) must find its incident's route already there.
+        routes = [e for e in effects if isinstance(e, IndexIncident)]
+        await self._send_all(routes)
+        await self._send_all([e for e in effects if not isinstance(e, IndexIncident)])
+
+    async def _send_all(self, effects: Sequence[Effect]) -> None:
         pending: list[Any] = []
         for effect in effects:
             if isinstance(effect, Notify):
