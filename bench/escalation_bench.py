@@ -60,6 +60,7 @@ from e2e_escalation_support import (  # noqa: E402
 from fakes.http import self_signed_cert  # noqa: E402
 from fakes.pagerduty_events import FakePagerDuty  # noqa: E402
 from fakes.slack_api import FakeSlack  # noqa: E402
+from kafka_floor import paced, raw_round_trip  # noqa: E402
 from recording import RecordingWorker, make_settings  # noqa: E402
 
 from responder.ingest.app import create_app  # noqa: E402
@@ -112,48 +113,6 @@ def summary(values: Sequence[float]) -> str:
         f"n={len(ms):>5}  p50={pct(ms, 0.5):8.1f} ms  p99={pct(ms, 0.99):8.1f} ms  "
         f"max={max(ms, default=float('nan')):8.1f} ms"
     )
-
-
-async def paced(rate: float, count: int, send: Any) -> None:
-    start = time.monotonic()
-    for i in range(count):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)  # pacing to the offered rate
-        await send(i)
-
-
-async def raw_round_trip(bootstrap: str, topic: str, rate: float, count: int) -> list[float]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    consumer.assign([TopicPartition(topic, p) for p in range(4)])
-    await consumer.seek_to_end()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0)
-    await producer.start()
-    latencies: list[float] = []
-
-    async def receive() -> None:
-        while len(latencies) < count:
-            for messages in (await consumer.getmany(timeout_ms=100)).values():
-                now = time.time()
-                latencies.extend(now - float(m.value.decode()) for m in messages)
-
-    reader = asyncio.ensure_future(receive())
-
-    async def send(i: int) -> None:
-        await producer.send(topic, key=str(i).encode(), value=repr(time.time()).encode())
-
-    try:
-        await paced(rate, count, send)
-        await asyncio.wait_for(reader, 60)
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
-        await producer.stop()
-        await consumer.stop()
-    return latencies
 
 
 async def wait_until(predicate: Any, timeout_s: float, what: str) -> None:

@@ -29,13 +29,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "streams"))
 
+from kafka_floor import paced, raw_round_trip  # noqa: E402
 from recording import RecordingWorker, read_log  # noqa: E402
 
 from responder.models.alerts import AlertEvent, AlertStatus, incident_key  # noqa: E402
@@ -115,50 +115,6 @@ class RssSampler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-
-
-async def paced(rate: float, count: int, send: Any) -> float:
-    """Call ``send(i)`` ``count`` times at ``rate`` per second; returns the achieved rate."""
-    start = time.monotonic()
-    for i in range(count):
-        due = start + i / rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)  # pacing to the offered rate
-        await send(i)
-    return count / (time.monotonic() - start)
-
-
-async def raw_round_trip(bootstrap: str, topic: str, rate: float, count: int) -> list[float]:
-    """produce -> consume latency of small messages on the same broker (acks=all, idempotent)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    consumer.assign([TopicPartition(topic, p) for p in range(4)])
-    await consumer.seek_to_end()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0)
-    await producer.start()
-    latencies: list[float] = []
-
-    async def receive() -> None:
-        while len(latencies) < count:
-            for messages in (await consumer.getmany(timeout_ms=100)).values():
-                now = time.time()
-                latencies.extend(now - float(m.value.decode()) for m in messages)
-
-    reader = asyncio.ensure_future(receive())
-
-    async def send(i: int) -> None:
-        await producer.send(topic, key=str(i).encode(), value=repr(time.time()).encode())
-
-    try:
-        await paced(rate, count, send)
-        await asyncio.wait_for(reader, 60)
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
-        await producer.stop()
-        await consumer.stop()
-    return latencies
 
 
 def alert(service: str, *, pod: str = "p0", starts: datetime | None = None) -> AlertEvent:

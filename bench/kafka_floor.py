@@ -1,0 +1,56 @@
+"""The floor every latency figure is read against: paced sends and the raw Kafka round trip.
+
+Shared by the benches that report "beside the raw produce -> consume round trip on the same
+broker in the same run"; one copy so the baseline is measured the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+async def paced(rate: float, count: int, send: Any) -> float:
+    """Call ``send(i)`` ``count`` times at ``rate`` per second; returns the achieved rate."""
+    start = time.monotonic()
+    for i in range(count):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # pacing to the offered rate
+        await send(i)
+    return count / (time.monotonic() - start)
+
+
+async def raw_round_trip(bootstrap: str, topic: str, rate: float, count: int) -> list[float]:
+    """produce -> consume latency of small messages on the same broker (acks=all, idempotent)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    consumer.assign([TopicPartition(topic, p) for p in range(4)])
+    await consumer.seek_to_end()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0)
+    await producer.start()
+    latencies: list[float] = []
+
+    async def receive() -> None:
+        while len(latencies) < count:
+            for messages in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.time()
+                latencies.extend(now - float(m.value.decode()) for m in messages)
+
+    reader = asyncio.ensure_future(receive())
+
+    async def send(i: int) -> None:
+        await producer.send(topic, key=str(i).encode(), value=repr(time.time()).encode())
+
+    try:
+        await paced(rate, count, send)
+        await asyncio.wait_for(reader, 60)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await producer.stop()
+        await consumer.stop()
+    return latencies
