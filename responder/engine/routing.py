@@ -40,7 +40,7 @@ class Unrouted:
 
 
 def route_transition(transition: IncidentTransition, runbooks: RunbookSet) -> Routed | Unrouted:
-    resolution = resolve(transition.labels, {}, runbooks)
+    resolution = resolve(transition.labels, transition.annotations, runbooks)
     if isinstance(resolution, Matched):
         target = TargetRef(
             namespace=resolution.target.namespace,
@@ -68,6 +68,7 @@ def route_transition(transition: IncidentTransition, runbooks: RunbookSet) -> Ro
             target=target,
             invalid_target=invalid,
             labels=dict(transition.labels),
+            annotations=dict(transition.annotations),
             opened_at=transition.at,
             alert_received_at=transition.alert_received_at,
         ),

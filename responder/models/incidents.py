@@ -37,6 +37,11 @@ class Incident(BaseModel):
     opened_at: datetime
     resolved_at: datetime | None = None
     labels: dict[str, str] = Field(description="Labels of the alert that opened it, for display.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations of the alert that opened it: runbook targets may be templated "
+        "from them, so remediation resolves the target from what ingest keyed it by.",
+    )
     first_received_at: datetime = Field(description="When ingest received the opening alert.")
     seq: int = Field(0, description="Transitions so far; orders this incident's events.")
     active: dict[str, datetime] = Field(
@@ -65,6 +70,7 @@ class IncidentTransition(BaseModel):
         description="When ingest received the alert that caused it: end-to-end latency starts here."
     )
     labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class AuditEvent(BaseModel):

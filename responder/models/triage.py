@@ -65,6 +65,7 @@ def _open(previous: Incident | None, event: AlertEvent, now: datetime) -> Triage
         state=IncidentState.OPEN,
         opened_at=now,
         labels=dict(event.labels),
+        annotations=dict(event.annotations),
         first_received_at=event.received_at,
         seq=1,
         active={event.fingerprint: event.starts_at},
@@ -117,4 +118,5 @@ def _transition(
         cause_fingerprint=event.fingerprint,
         alert_received_at=event.received_at,
         labels=incident.labels,
+        annotations=incident.annotations,
     )

@@ -12,6 +12,7 @@ from responder.models.commands import Actor, Command, CommandSource
 from responder.models.commands import CommandKind as Inbound
 from responder.models.incidents import IncidentState, IncidentTransition
 from responder.runbooks.catalog import RunbookSet
+from responder.runbooks.templates import parse_template
 
 RUNBOOKS = RunbookSet.of([runbook()])
 
@@ -83,3 +84,25 @@ def test_incident_commands_map_and_others_do_not() -> None:
     assert (approve.kind, approve.actor, approve.step) == (CommandKind.APPROVE, "alice", 2)
     run = command(Inbound.RUN, action="deployment.restart", target="ns/name")
     assert command_event(run) is None
+
+
+def test_target_templated_from_annotations_resolves_as_at_ingest() -> None:
+    """Ingest keys an alert with its annotations; the router must see the same ones, or a
+    runbook whose target comes from an annotation would route as an invalid target."""
+    base = runbook()
+    by_annotation = base.model_copy(
+        update={
+            "target": base.target.model_copy(
+                update={"name": parse_template("{{ annotations.workload }}")}
+            )
+        }
+    )
+    opened = transition(IncidentState.OPEN, namespace="musearoo").model_copy(
+        update={"annotations": {"workload": "hub-engine"}}
+    )
+    routed = route_transition(opened, RunbookSet.of([by_annotation]))
+    assert isinstance(routed, Routed)
+    assert routed.key == "musearoo/hub-engine"
+    assert isinstance(routed.event, IncidentOpened)
+    assert routed.event.invalid_target is None
+    assert routed.event.annotations == {"workload": "hub-engine"}
