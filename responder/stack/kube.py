@@ -84,7 +84,7 @@ class KubePorts:
     @classmethod
     def free(cls) -> KubePorts:
         """Ports nothing listens on right now (tests)."""
-        return cls(*(process.free_port() for _ in range(6)))
+        return cls(*process.free_ports(6))
 
 
 @dataclass(frozen=True)

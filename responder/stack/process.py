@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -159,18 +160,52 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> boo
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the OS picks it; tests bind it next)."""
+    """A TCP port nothing listens on right now, outside the ephemeral range (see free_ports)."""
     return free_ports(1, host)[0]
 
 
+_LISTEN_RANGE_LOW = 20_000
+"""Test servers' ports are drawn from here up to the kernel's ephemeral range: above the
+local stack's fixed ports (9092-19093), below the ports the kernel hands to outgoing
+connections."""
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct TCP ports nothing listens on right now (all held while choosing)."""
+    """``count`` distinct TCP ports nothing listens on right now (all held while choosing).
+
+    A port the OS picks for ``bind(0)`` lies in its ephemeral range, which it also hands
+    out as the local port of outgoing connections: between choosing such a port and the
+    server binding it, any client connection (a Kafka consumer, an HTTP probe) can take
+    it (seen in CI: a controller-manager port taken during a control plane's start). Ports
+    below the ephemeral range are never given to outgoing connections, so they are drawn
+    from there; a machine with no room below it falls back to the OS's choice.
+    """
+    high = _ephemeral_low() - 1
+    rng = random.SystemRandom()
     with contextlib.ExitStack() as stack:
         ports: list[int] = []
-        for _ in range(count):
+        attempts = 0
+        while len(ports) < count:
+            attempts += 1
+            candidate = rng.randint(_LISTEN_RANGE_LOW, high) if high > _LISTEN_RANGE_LOW else 0
+            if attempts > 1000:
+                candidate = 0
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((host, 0))
-            ports.append(sock.getsockname()[1])
+            try:
+                sock.bind((host, candidate))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+            if port in ports or (candidate and port_open(port, host, timeout_s=0.2)):
+                continue
+            ports.append(port)
         return ports
 
 
