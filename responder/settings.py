@@ -120,6 +120,14 @@ class WorkerSettings(BaseModel):
         "hands over sooner but risks rebalances when a worker's loop stalls. 6 s is the "
         "broker's minimum (group.min.session.timeout.ms).",
     )
+    in_flight: int = Field(
+        256,
+        ge=1,
+        description="Events an agent (triage, the remediation router) may have writes on their "
+        "way to the broker for at once; each is acknowledged, in order, only once its writes "
+        "are. 1 waits for every event's writes before taking the next (one broker round trip "
+        "per event).",
+    )
 
 
 class StackSettings(BaseModel):
@@ -488,7 +496,7 @@ class RemediationSettings(BaseModel):
     batch_max: int = Field(
         1,
         ge=1,
-        description="Events the router and remediate agents decide per batch (Faust "
+        description="Events the remediate agent decides per batch (Faust "
         "take_events): a batch costs two broker round trips however large it is. Keep 1: "
         "with batches, the scale-out test (a worker killed mid-load) lost events in flight "
         "during the rebalance; one event at a time it did not.",
@@ -498,6 +506,14 @@ class RemediationSettings(BaseModel):
         gt=0,
         description="Seconds a batch waits to fill before it is processed: the latency added "
         "at low load.",
+    )
+    command_route_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a command (approve, ack, ...) for an incident whose route entry has "
+        "not been read yet waits for it before it is audited as "
+        "remediation.command_unknown_incident: the route is written before any notification, "
+        "but the commands topic can be read ahead of the routes topic.",
     )
     resume_grace_s: float = Field(
         3.0,

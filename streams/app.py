@@ -107,7 +107,7 @@ def create_streams(
         ),
         clock=clock,
     )
-    register_triage(streams)
+    register_triage(streams, max_in_flight=worker.in_flight)
     remediating = register_remediation(streams, settings, remediation)
     register_notify(streams, settings)
     register_adhoc(streams, settings, remediating.runner.actions)

@@ -5,7 +5,10 @@
   target from the incident's labels with the loaded runbook set.
 - ``remediation-commands`` consumes ``responder.commands`` and ``remediation-routes``
   (both keyed by incident id, so co-partitioned): route entries fill the local
-  ``incident-routes`` table, commands are looked up there and forwarded to the target.
+  ``incident-routes`` table, commands are looked up there and forwarded to the target; a
+  command read before its route entry waits for it (``streams.commands``).
+- the router and the commands agent acknowledge events in order once their writes are on
+  the broker, without waiting for each before taking the next (``streams.pipeline``).
 - ``remediate`` (concurrency 1: faust-streaming issue 606) is the only writer of the
   ``remediation`` table. Per event: read the target's record, ``decide``, publish the
   decision's messages (notifications, audit, routes) and wait for the broker, store the
@@ -50,8 +53,10 @@ from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.models import Runbook
 from responder.runbooks.reload import RunbookStore
 from responder.settings import Settings
+from streams.commands import CommandRouter
 from streams.effects import ActionProvider, EffectRunner, Outbound
 from streams.escalation import DeadlineScanner
+from streams.pipeline import OrderedAcks
 
 if TYPE_CHECKING:
     from streams.app import ResponderStreams
@@ -90,10 +95,6 @@ def store(table: Any, key: bytes, value: bytes) -> Any:
     changelog = table.send_changelog(table.partition_for_key(key), key, value)
     table.data[key] = value
     return changelog
-
-
-async def store_durably(table: Any, key: bytes, value: bytes) -> None:
-    await store(table, key, value)
 
 
 class RunbookSource:
@@ -255,66 +256,95 @@ def register_remediation(
         return single()
 
     async def route_incidents(stream: Any) -> None:
-        async for events in batches(stream):
-            pending = []
-            for event in events:
-                try:
-                    transition = IncidentTransition.model_validate_json(event.value)
-                except ValidationError as exc:
-                    log.error("remediation.invalid_transition", error=str(exc))
-                    continue
-                routed = route_transition(transition, runbooks.current)
-                if not isinstance(routed, Routed):
-                    log.info(
-                        "remediation.unrouted",
-                        incident_id=transition.incident_id,
-                        reason=routed.reason,
-                    )
-                    continue
-                pending.append(
-                    await remediation.send(
-                        key=routed.key.encode(), value=routed.event.model_dump_json().encode()
-                    )
-                )
-            # Acknowledged (offsets committable) only once the broker has every re-keyed event.
-            await asyncio.gather(*pending)
+        manual = stream.noack()
+        acks = OrderedAcks(
+            app, manual, max_in_flight=settings.worker.in_flight, name="remediation-router"
+        )
+        async for event in manual.events():
+            await acks.add(event, await _route(event.value))
+
+    async def _route(value: bytes) -> list[Any]:
+        """Re-key one transition onto ``responder.remediation``; the send to await, if any.
+
+        The event is acknowledged (its offset committable) only once the broker has the
+        re-keyed event (OrderedAcks).
+        """
+        try:
+            transition = IncidentTransition.model_validate_json(value)
+        except ValidationError as exc:
+            log.error("remediation.invalid_transition", error=str(exc))
+            return []
+        routed = route_transition(transition, runbooks.current)
+        if not isinstance(routed, Routed):
+            log.info(
+                "remediation.unrouted", incident_id=transition.incident_id, reason=routed.reason
+            )
+            return []
+        return [
+            await remediation.send(
+                key=routed.key.encode(), value=routed.event.model_dump_json().encode()
+            )
+        ]
+
+    async def issue(target_key: str, event: Event) -> Any:
+        """Hand an engine event to the producer (in call order); returns its acknowledgement."""
+        return await remediation.send(
+            key=target_key.encode(), value=event.model_dump_json().encode()
+        )
+
+    async def audit(event: AuditEvent) -> None:
+        await (await streams.audit.send(key=b"", value=event.model_dump_json().encode()))
+
+    def lookup(incident_id: str) -> str | None:
+        target_key = routes_table.get(incident_id.encode())
+        return None if target_key is None else bytes(target_key).decode()
+
+    command_router = CommandRouter(
+        lookup=lookup,
+        issue=issue,
+        audit=audit,
+        clock=streams.clock,
+        wait_s=conf.command_route_wait_s,
+    )
 
     async def route_commands(stream: Any) -> None:
-        async for event in stream.events():
+        manual = stream.noack()
+        acks = OrderedAcks(
+            app, manual, max_in_flight=settings.worker.in_flight, name="remediation-commands"
+        )
+        async for event in manual.events():
             if event.message.topic == routes_name:
-                try:
-                    entry = RouteEntry.model_validate_json(event.value)
-                except ValidationError as exc:
-                    log.error("remediation.invalid_route", error=str(exc))
-                    continue
-                await store_durably(
-                    routes_table, entry.incident_id.encode(), entry.target_key.encode()
-                )
-                continue
-            await _forward_command(event.value)
+                await _route_entry(acks, event)
+            else:
+                await acks.add(event, await _forward_command(event.value))
 
-    async def _forward_command(value: bytes) -> None:
+    async def _route_entry(acks: OrderedAcks, event: Any) -> None:
+        try:
+            entry = RouteEntry.model_validate_json(event.value)
+        except ValidationError as exc:
+            log.error("remediation.invalid_route", error=str(exc))
+            await acks.add(event)
+            return
+        key, value = entry.incident_id.encode(), entry.target_key.encode()
+        partition = routes_table.partition_for_key(key)
+        routes_table.data[key] = value
+        await command_router.route_known(entry.incident_id, entry.target_key)
+
+        def write_changelog() -> Any:
+            return routes_table.send_changelog(partition, key, value)
+
+        await acks.add(event, (), write_changelog)
+
+    async def _forward_command(value: bytes) -> list[Any]:
         try:
             command = Command.model_validate_json(value)
         except ValidationError as exc:
             log.error("remediation.invalid_command", error=str(exc))
-            return
+            return []
         received = command_event(command)
         if received is None:
-            return  # run / silence: not remediation's
-        target_key = routes_table.get(received.incident_id.encode())
-        if target_key is None:
-            log.warning("remediation.command_unknown_incident", incident_id=received.incident_id)
-            audit = AuditEvent(
-                kind="remediation.command_unknown_incident",
-                incident_id=received.incident_id,
-                incident_key="",
-                at=streams.clock(),
-                data={"command": command.kind.value, "actor": received.actor},
-            )
-            await streams.audit.send(key=b"", value=audit.model_dump_json().encode())
-            return
-        await send(target_key.decode(), received)
+            return []  # run / silence: not remediation's
+        return [await command_router.command(received, command.kind.value)]
 
     async def remediate(stream: Any) -> None:
         async for events in batches(stream):

@@ -8,7 +8,6 @@ crash would lose it. One partition owns one incident key, so ordering per incide
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from responder.models.alerts import AlertEvent
 from responder.models.incidents import AuditEvent, Incident
 from responder.models.triage import apply_alert
+from streams.pipeline import OrderedAcks
 
 if TYPE_CHECKING:
     from streams.app import ResponderStreams
@@ -24,35 +24,44 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-def register_triage(streams: ResponderStreams) -> Any:
-    """Attach the triage agent to the app; returns the agent (for ``test_context``)."""
+def register_triage(streams: ResponderStreams, *, max_in_flight: int = 1) -> Any:
+    """Attach the triage agent to the app; returns the agent (for ``test_context``).
+
+    ``max_in_flight`` events may have writes on their way to the broker at once
+    (``streams.pipeline.OrderedAcks``); 1 awaits each event's writes before the next.
+    """
     table = streams.incidents_table
 
     async def triage(stream: Any) -> None:
-        async for event in stream.events():
-            await _triage_one(streams, table, event.key, event.value)
+        manual = stream.noack()
+        acks = OrderedAcks(streams.app, manual, max_in_flight=max_in_flight, name="triage")
+        async for event in manual.events():
+            await _triage_one(streams, table, acks, event)
 
     return streams.app.agent(streams.alerts, name="triage", concurrency=1)(triage)
 
 
-async def _triage_one(streams: ResponderStreams, table: Any, key: bytes, value: bytes) -> None:
+async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, event: Any) -> None:
+    key: bytes = event.key
     try:
-        alert = AlertEvent.model_validate_json(value)
+        alert = AlertEvent.model_validate_json(event.value)
     except ValidationError as exc:
         # Retrying cannot fix it; skipping keeps the partition moving. Ingest never writes one.
         log.error("triage.invalid_alert", key=key, error=str(exc))
+        await acks.add(event)
         return
     if key != alert.incident_key.encode():
         log.warning("triage.key_mismatch", key=key, incident_key=alert.incident_key)
     stored = table.get(key)
     current = Incident.model_validate_json(stored) if stored is not None else None
     result = apply_alert(current, alert, now=streams.clock())
-    # Transitions first, then the table, each awaited until the broker acknowledged it, and
-    # only then is the event acknowledged (concurrency 1). A crash in between replays the
-    # event: the table still lacks it, so the same transition (same incident id and seq) is
-    # published again rather than lost. Faust's own table write is not awaited: its commit
-    # flushes the producer buffer with a 0.1 s give-up (ProducerBuffer.flush_atmost), so an
-    # offset can be committed before the changelog record and a crash then loses the update.
+    # Transitions first, then the table, each acknowledged by the broker before the event
+    # is (OrderedAcks). A crash in between replays the event: the table still lacks it, so
+    # the same transition (same incident id and seq) is published again rather than lost.
+    # Faust's own table write is not used: its commit flushes the producer buffer with a
+    # 0.1 s give-up (ProducerBuffer.flush_atmost), so an offset could be committed before
+    # the changelog record and a crash would then lose the update.
+    sent = []
     for transition in result.transitions:
         log.info(
             "incident.transition",
@@ -61,17 +70,18 @@ async def _triage_one(streams: ResponderStreams, table: Any, key: bytes, value: 
             to_state=transition.to_state,
         )
         audit = AuditEvent.of_transition(transition)
-        sent = [
-            await streams.incidents.send(key=key, value=transition.model_dump_json().encode()),
-            await streams.audit.send(key=key, value=audit.model_dump_json().encode()),
-        ]
-        await asyncio.gather(*sent)
-    if result.changed and result.incident is not None:
-        await _store_durably(table, key, result.incident.model_dump_json().encode())
+        sent.append(
+            await streams.incidents.send(key=key, value=transition.model_dump_json().encode())
+        )
+        sent.append(await streams.audit.send(key=key, value=audit.model_dump_json().encode()))
+    if not (result.changed and result.incident is not None):
+        await acks.add(event, sent)
+        return
+    value = result.incident.model_dump_json().encode()
+    partition = table.partition_for_key(key)
+    table.data[key] = value  # later events of this key see it at once
 
+    def write_changelog() -> Any:
+        return table.send_changelog(partition, key, value)
 
-async def _store_durably(table: Any, key: bytes, value: bytes) -> None:
-    """``table[key] = value``, returning once the changelog record is acknowledged."""
-    changelog = table.send_changelog(table.partition_for_key(key), key, value)
-    table.data[key] = value
-    await changelog
+    await acks.add(event, sent, write_changelog)
