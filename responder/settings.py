@@ -493,20 +493,6 @@ class RemediationSettings(BaseModel):
         description="Seconds between full scans of the local table partitions (after a "
         "rebalance the scan runs at once); between them an in-memory index is used.",
     )
-    batch_max: int = Field(
-        1,
-        ge=1,
-        description="Events the remediate agent decides per batch (Faust "
-        "take_events): a batch costs two broker round trips however large it is. Keep 1: "
-        "with batches, the scale-out test (a worker killed mid-load) lost events in flight "
-        "during the rebalance; one event at a time it did not.",
-    )
-    batch_within_s: float = Field(
-        0.005,
-        gt=0,
-        description="Seconds a batch waits to fill before it is processed: the latency added "
-        "at low load.",
-    )
     command_route_wait_s: float = Field(
         10.0,
         gt=0,

@@ -139,51 +139,47 @@ class EffectRunner:
 
     # --- dispatch ------------------------------------------------------------------------------
 
-    async def publish(self, effects: list[Effect]) -> None:
-        """Send the messages among ``effects`` and return once the broker has them all.
+    async def issue(self, effects: Sequence[Effect]) -> list[Any]:
+        """Hand the messages among ``effects`` to the producer, in order; their acks to await.
 
-        Called before the new state is stored: if the worker dies in between, the event is
+        Awaited before the new state is stored: if the worker dies in between, the event is
         replayed and the messages sent again (their idempotency keys make the repeat
-        harmless); the other order could lose them.
+        harmless); the other order could lose them. Routes go first: a command answering a
+        notification looks its incident's route up (and waits for it if the commands topic
+        is read ahead of the routes topic, ``streams.commands``).
         """
-        # Routes first, acknowledged before anything a person can see: a command answering
-        # a notification (an Approve press) must find its incident's route already there.
         routes = [e for e in effects if isinstance(e, IndexIncident)]
-        await self._send_all(routes)
-        await self._send_all([e for e in effects if not isinstance(e, IndexIncident)])
-
-    async def _send_all(self, effects: Sequence[Effect]) -> None:
+        others = [e for e in effects if not isinstance(e, IndexIncident)]
         pending: list[Any] = []
-        for effect in effects:
-            if isinstance(effect, Notify):
-                n = effect.notification
-                pending.append(
-                    await self.outbound.notifications.send(
-                        key=n.incident_id.encode(), value=n.model_dump_json().encode()
-                    )
-                )
-            elif isinstance(effect, Audit):
-                e = effect.event
-                pending.append(
-                    await self.outbound.audit.send(
-                        key=e.incident_key.encode(), value=e.model_dump_json().encode()
-                    )
-                )
-            elif isinstance(effect, ReplyToCommand) and self.outbound.replies is not None:
-                pending.append(
-                    await self.outbound.replies.send(
-                        key=effect.incident_id.encode(), value=effect.model_dump_json().encode()
-                    )
-                )
-            elif isinstance(effect, IndexIncident):
-                entry = RouteEntry(incident_id=effect.incident_id, target_key=effect.target_key)
-                pending.append(
-                    await self.outbound.routes.send(
-                        key=effect.incident_id.encode(), value=entry.model_dump_json().encode()
-                    )
-                )
-        if pending:
-            await asyncio.gather(*pending)
+        for effect in (*routes, *others):
+            sent = await self._issue_one(effect)
+            if sent is not None:
+                pending.append(sent)
+        return pending
+
+    async def _issue_one(self, effect: Effect) -> Any | None:
+        """The producer's future for one message effect; None for effects that are not messages."""
+        out = self.outbound
+        if isinstance(effect, Notify):
+            n = effect.notification
+            return await out.notifications.send(
+                key=n.incident_id.encode(), value=n.model_dump_json().encode()
+            )
+        if isinstance(effect, Audit):
+            e = effect.event
+            return await out.audit.send(
+                key=e.incident_key.encode(), value=e.model_dump_json().encode()
+            )
+        if isinstance(effect, ReplyToCommand) and out.replies is not None:
+            return await out.replies.send(
+                key=effect.incident_id.encode(), value=effect.model_dump_json().encode()
+            )
+        if isinstance(effect, IndexIncident):
+            entry = RouteEntry(incident_id=effect.incident_id, target_key=effect.target_key)
+            return await out.routes.send(
+                key=effect.incident_id.encode(), value=entry.model_dump_json().encode()
+            )
+        return None
 
     def start(self, target_key: str, effects: list[Effect]) -> None:
         """Start the actions and verifications among ``effects`` (after the state is stored)."""

@@ -46,14 +46,21 @@ class OrderedAcks:
         """Events handed over and not yet acknowledged (at most ``max_in_flight``)."""
 
     async def add(
-        self, event: Any, sent: Sequence[Awaitable[Any]] = (), then: Write | None = None
+        self,
+        event: Any,
+        sent: Sequence[Awaitable[Any]] = (),
+        then: Write | None = None,
+        after: Callable[[], None] | None = None,
     ) -> None:
         """Acknowledge ``event`` once ``sent`` and ``then``'s write landed, after every earlier event.
 
         ``then`` runs once every record in ``sent`` is acknowledged and once the previous
         event's ``then`` has issued its write, so those writes reach the broker in event
-        order. Waits while ``max_in_flight`` events are pending (backpressure on the agent).
-        Raises the first write failure seen, so the agent stops taking events.
+        order. ``after`` runs once all of the event's writes landed and every earlier event
+        is done, just before the acknowledgement: in event order, and only for what is
+        durable (the remediate agent starts actions there). Waits while ``max_in_flight``
+        events are pending (backpressure on the agent). Raises the first write failure
+        seen, so the agent stops taking events.
         """
         if self._failed is not None:
             raise self._failed
@@ -61,7 +68,7 @@ class OrderedAcks:
         self.in_flight += 1
         issued: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._last = asyncio.create_task(
-            self._finish(self._last, self._last_issued, issued, event, list(sent), then)
+            self._finish(self._last, self._last_issued, issued, event, list(sent), then, after)
         )
         self._last_issued = issued
 
@@ -78,6 +85,7 @@ class OrderedAcks:
         event: Any,
         sent: list[Awaitable[Any]],
         then: Write | None,
+        after: Callable[[], None] | None,
     ) -> None:
         written: Awaitable[Any] | None = None
         try:
@@ -94,6 +102,8 @@ class OrderedAcks:
                 await written
             if previous is not None:
                 await previous  # raises if an earlier event's writes failed: no ack after it
+            if after is not None:
+                after()
             await self._stream.ack(event)
         except asyncio.CancelledError:
             raise

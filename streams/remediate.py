@@ -33,7 +33,7 @@ from faust.streams import _current_event
 from pydantic import ValidationError
 
 from responder.actions.base import Action
-from responder.engine.machine import Decision, EngineConfig, decide
+from responder.engine.machine import EngineConfig, decide
 from responder.engine.model import EVENT_ADAPTER, Event, RouteEntry, TargetState
 from responder.engine.routing import Routed, command_event, route_transition
 from responder.engine.topics import (
@@ -81,20 +81,6 @@ def as_current(event: Any) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
-
-
-def store(table: Any, key: bytes, value: bytes) -> Any:
-    """``table[key] = value`` for the current event; returns the changelog record's future.
-
-    Faust's ``table[key] = value`` only buffers the changelog record, and its commit
-    flushes that buffer with a 0.1 s give-up (``ProducerBuffer.flush_atmost``): an offset
-    could be committed before the state change it caused is durable. Awaiting this future
-    before the event is acknowledged closes that gap; the action ledger's "started" entry
-    in particular is on the broker before the action is launched.
-    """
-    changelog = table.send_changelog(table.partition_for_key(key), key, value)
-    table.data[key] = value
-    return changelog
 
 
 class RunbookSource:
@@ -244,17 +230,6 @@ def register_remediation(
     )
     routes_name = topic_name(kafka.topic_prefix, ROUTES)
 
-    def batches(stream: Any) -> Any:
-        """Batches of events: ``take_events`` when batching, else one event at a time."""
-        if conf.batch_max > 1:
-            return stream.take_events(conf.batch_max, within=conf.batch_within_s)
-
-        async def single() -> Any:
-            async for event in stream.events():
-                yield [event]
-
-        return single()
-
     async def route_incidents(stream: Any) -> None:
         manual = stream.noack()
         acks = OrderedAcks(
@@ -347,54 +322,56 @@ def register_remediation(
         return [await command_router.command(received, command.kind.value)]
 
     async def remediate(stream: Any) -> None:
-        async for events in batches(stream):
-            await _remediate_batch(events)
+        manual = stream.noack()
+        acks = OrderedAcks(app, manual, max_in_flight=settings.worker.in_flight, name="remediate")
+        async for event in manual.events():
+            await _remediate_one(acks, event)
 
-    async def _remediate_batch(events: list[Any]) -> None:
-        """Decide every event of the batch in order, then make it durable in two round trips.
+    async def _remediate_one(acks: OrderedAcks, event: Any) -> None:
+        """Decide one event against the target's state; make it durable; then act.
 
-        Events of one target are decided in order against the state the previous one left
-        (``latest``); the batch's messages are published and acknowledged first, then each
-        changed record is written once with the partition of the event that last changed
-        it, and only when all of that is on the broker do actions and verifications start.
-        Faust acknowledges the batch's offsets after this returns.
+        The decision's messages are handed to the producer at once; the new state is
+        visible to the next event at once (in memory) and its changelog record follows the
+        messages (OrderedAcks: in event order, after this event's messages are acknowledged);
+        actions and verifications start only once all of it is on the broker, so the
+        ledger's "started" entry is durable before an action can act. A crash anywhere
+        replays the event: messages are sent again (their idempotency keys absorb it) and a
+        step recorded as started is reconciled, never lost.
         """
-        latest: dict[bytes, tuple[Any, TargetState]] = {}
-        decided: list[tuple[str, Decision]] = []
-        for event in events:
-            raw_key: bytes = event.key
-            try:
-                engine_event = EVENT_ADAPTER.validate_json(event.value)
-            except ValidationError as exc:
-                log.error("remediation.invalid_event", key=raw_key, error=str(exc))
-                continue
-            if raw_key in latest:
-                state: TargetState | None = latest[raw_key][1]
-            else:
-                with as_current(event):
-                    stored = state_table.get(raw_key)
-                state = TargetState.model_validate_json(stored) if stored is not None else None
-            key = raw_key.decode()
-            decision = decide(
-                state,
-                engine_event,
-                target_key=key,
-                runbooks=runbooks.lookup,
-                now=streams.clock(),
-                config=engine_config,
-            )
+        raw_key: bytes = event.key
+        try:
+            engine_event = EVENT_ADAPTER.validate_json(event.value)
+        except ValidationError as exc:
+            log.error("remediation.invalid_event", key=raw_key, error=str(exc))
+            await acks.add(event)
+            return
+        stored = state_table.get(raw_key)
+        state = TargetState.model_validate_json(stored) if stored is not None else None
+        key = raw_key.decode()
+        decision = decide(
+            state,
+            engine_event,
+            target_key=key,
+            runbooks=runbooks.lookup,
+            now=streams.clock(),
+            config=engine_config,
+        )
+        sent = await runner.issue(decision.effects)
+        write = None
+        if decision.changed:
+            value = decision.state.model_dump_json().encode()
+            partition = state_table.partition_for_key(raw_key)
+            state_table.data[raw_key] = value
+
+            def write() -> Any:
+                return state_table.send_changelog(partition, raw_key, value)
+
+        def act() -> None:
             if decision.changed:
-                latest[raw_key] = (event, decision.state)
-            decided.append((key, decision))
-        await runner.publish([effect for _, d in decided for effect in d.effects])
-        writes = []
-        for raw_key, (event, new_state) in latest.items():
-            with as_current(event):
-                writes.append(store(state_table, raw_key, new_state.model_dump_json().encode()))
-            scanner.update(raw_key.decode(), new_state)
-        await asyncio.gather(*writes)
-        for key, decision in decided:
+                scanner.update(key, decision.state)
             runner.start(key, decision.effects)
+
+        await acks.add(event, sent, write, act)
 
     async def watch_runbooks(*_: Any) -> None:
         await runbooks.watch()

@@ -404,7 +404,6 @@ def make_settings(kafka: Any, tmp_path: Path, verify_url: str, runbooks: Path) -
             timer_interval_s=0.2,
             rescan_interval_s=1.0,
             resume_grace_s=2.0,
-            batch_max=int(os.environ.get("TEST_REMEDIATION_BATCH_MAX", "1")),
         ),
         actions=ActionsSettings(http_base_urls={"verify": verify_url}),
     )
