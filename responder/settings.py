@@ -106,7 +106,15 @@ class WorkerSettings(BaseModel):
         "memory:// is for unit tests.",
     )
     data_dir: str = Field(".stack/worker", description="Where RocksDB tables live (per worker).")
-    web_port: int = Field(6066, ge=0, le=65535, description="Faust's own web server port.")
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Address Faust's web server (/metrics, /healthz, /readyz) binds: loopback "
+        "on a dev machine; 0.0.0.0 in a pod, where the kubelet probes and Prometheus scrape "
+        "the pod IP.",
+    )
+    web_port: int = Field(
+        6066, ge=0, le=65535, description="Faust's web server port (/metrics, /healthz, /readyz)."
+    )
     web_enabled: bool = Field(
         True,
         description="Run Faust's web server (table views, leader info); tests and benches "

@@ -8,17 +8,20 @@ domain core depends on Faust's record types.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE, topic_name
 from responder.settings import Settings
+from streams.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
+    from responder.engine.model import Stage
     from streams.remediate import RemediationRuntime
 
 Clock = Callable[[], datetime]
@@ -43,6 +46,7 @@ class ResponderStreams:
     audit: Any
     incidents_table: Any  # faust.Table[bytes, bytes]: key = incident key, value = Incident JSON
     clock: Clock
+    metrics: WorkerMetrics
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -74,7 +78,7 @@ def create_streams(
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_enabled=worker.web_enabled,
-        web_host="127.0.0.1",
+        web_host=worker.web_host,
         web_port=worker.web_port,
         broker_session_timeout=worker.session_timeout_s,
     )
@@ -106,9 +110,42 @@ def create_streams(
             help="Current incident per incident key (JSON of responder.models.incidents.Incident).",
         ),
         clock=clock,
+        metrics=WorkerMetrics(CollectorRegistry()),
     )
     register_triage(streams, max_in_flight=worker.in_flight)
     remediating = register_remediation(streams, settings, remediation)
+    register_web(streams, remediating.scanner.stages)
     register_notify(streams, settings)
     register_adhoc(streams, settings, remediating.runner.actions)
     return streams
+
+
+def register_web(streams: ResponderStreams, stages: Callable[[], Iterable[Stage]]) -> None:
+    """``/metrics`` (ours and Faust's sensor), ``/healthz`` and ``/readyz`` on Faust's web server.
+
+    ``/readyz`` answers 503 while the worker is rebalancing or recovering its tables from
+    their changelogs (it processes nothing then), 200 otherwise.
+    """
+    from faust.sensors.prometheus import setup_prometheus_sensors
+    from faust.web import Request, Response, View
+
+    from streams.metrics import LagCollector, StagesCollector
+
+    app, metrics = streams.app, streams.metrics
+    metrics.watch(StagesCollector(stages))
+    metrics.watch(LagCollector(app))
+    # Faust's sensor, on our registry; it serves the whole registry at /metrics.
+    setup_prometheus_sensors(
+        app, pattern="/metrics", registry=metrics.registry, name_prefix="responder_faust"
+    )
+
+    @app.page("/healthz")
+    async def healthz(self: View, request: Request) -> Response:
+        return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(self: View, request: Request) -> Response:
+        recovery: Any = getattr(app.tables, "recovery", None)  # TableManager, not its ABC
+        busy = bool(app.rebalancing or (recovery is not None and recovery.in_recovery))
+        status = 503 if busy else 200
+        return self.json({"ready": not busy, "rebalancing": app.rebalancing}, status=status)

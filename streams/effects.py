@@ -43,8 +43,10 @@ from responder.engine.model import (
     VerifyFinished,
 )
 from responder.errors import ResponderError
+from responder.models.incidents import AuditEvent
 from responder.models.target import Target
 from responder.settings import ActionsSettings, RemediationSettings
+from streams.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +87,7 @@ class EffectRunner:
     actions: ActionProvider
     send: Send
     outbound: Outbound
+    metrics: WorkerMetrics | None = None
     _tasks: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     _action_keys: dict[str, str] = field(default_factory=dict)
     _prometheus: Any = None
@@ -184,6 +187,8 @@ class EffectRunner:
     def start(self, target_key: str, effects: list[Effect]) -> None:
         """Start the actions and verifications among ``effects`` (after the state is stored)."""
         for effect in effects:
+            if isinstance(effect, Audit) and effect.event.kind == "remediation.escalated":
+                self._count_escalation(effect.event)
             if isinstance(effect, RunAction):
                 if self._action_keys.get(effect.incident_id) == effect.key and self.running(
                     effect.incident_id, "action"
@@ -198,10 +203,24 @@ class EffectRunner:
                 if task is not None:
                     task.cancel()
 
+    def _count_escalation(self, event: AuditEvent) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.escalations.labels(notify=str(event.data.get("notify", ""))).inc()
+        lateness = event.data.get("lateness_s")
+        if isinstance(lateness, int | float):
+            self.metrics.escalation_lateness.observe(max(0.0, float(lateness)))
+
     # --- actions ---------------------------------------------------------------------------------
 
     async def _run_action(self, target_key: str, effect: RunAction) -> None:
+        started = time.monotonic()
         ok, detail, result, reconciled = await self._attempt(effect)
+        if self.metrics is not None:
+            outcome = "reconciled" if reconciled else "ok" if ok else "failed"
+            self.metrics.action_seconds.labels(action=effect.action, outcome=outcome).observe(
+                time.monotonic() - started
+            )
         log.info(
             "remediation.action_finished",
             incident_id=effect.incident_id,

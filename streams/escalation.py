@@ -63,6 +63,7 @@ class _InFlight:
 class _Entry:
     dues: tuple[_Due, ...]
     inflight: tuple[_InFlight, ...]
+    stages: tuple[Stage, ...]
 
 
 def _entry(state: TargetState) -> _Entry:
@@ -77,7 +78,7 @@ def _entry(state: TargetState) -> _Entry:
             inflight.append(_InFlight(run.id, run.stage, run.step, run.attempt, "action"))
         elif run.stage is Stage.VERIFYING and run.polling:
             inflight.append(_InFlight(run.id, run.stage, run.step, run.attempt, "verify"))
-    return _Entry(tuple(dues), tuple(inflight))
+    return _Entry(tuple(dues), tuple(inflight), tuple(run.stage for run in state.runs.values()))
 
 
 @dataclass
@@ -98,10 +99,14 @@ class DeadlineScanner:
     def update(self, key: str, state: TargetState) -> None:
         """The agent wrote ``state`` for ``key``."""
         entry = _entry(state)
-        if entry.dues or entry.inflight:
+        if entry.stages:
             self._index[key] = entry
         else:
             self._index.pop(key, None)
+
+    def stages(self) -> list[Stage]:
+        """The stage of every incident under remediation in this worker's partitions."""
+        return [stage for entry in self._index.values() for stage in entry.stages]
 
     def invalidate(self) -> None:
         """Partitions moved: forget what may not be ours any more, rescan on the next tick."""
@@ -119,7 +124,7 @@ class DeadlineScanner:
                 log.error("remediation.bad_record", key=raw_key)
                 continue
             entry = _entry(state)
-            if entry.dues or entry.inflight:
+            if entry.stages:
                 index[raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)] = entry
         self._index = index
 

@@ -219,6 +219,7 @@ def register_remediation(
         outbound=Outbound(
             notifications=notifications, audit=streams.audit, routes=routes, replies=topic(REPLIES)
         ),
+        metrics=streams.metrics,
     )
     scanner = DeadlineScanner(
         table=state_table,

@@ -14,8 +14,8 @@ import structlog
 from pydantic import ValidationError
 
 from responder.models.alerts import AlertEvent
-from responder.models.incidents import AuditEvent, Incident
-from responder.models.triage import apply_alert
+from responder.models.incidents import AuditEvent, Incident, IncidentState
+from responder.models.triage import TriageResult, apply_alert
 from streams.pipeline import OrderedAcks
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, 
     except ValidationError as exc:
         # Retrying cannot fix it; skipping keeps the partition moving. Ingest never writes one.
         log.error("triage.invalid_alert", key=key, error=str(exc))
+        streams.metrics.alerts.labels(outcome="invalid").inc()
         await acks.add(event)
         return
     if key != alert.incident_key.encode():
@@ -55,6 +56,7 @@ async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, 
     stored = table.get(key)
     current = Incident.model_validate_json(stored) if stored is not None else None
     result = apply_alert(current, alert, now=streams.clock())
+    streams.metrics.alerts.labels(outcome=_outcome(result)).inc()
     # Transitions first, then the table, each acknowledged by the broker before the event
     # is (OrderedAcks). A crash in between replays the event: the table still lacks it, so
     # the same transition (same incident id and seq) is published again rather than lost.
@@ -85,3 +87,9 @@ async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, 
         return table.send_changelog(partition, key, value)
 
     await acks.add(event, sent, write_changelog)
+
+
+def _outcome(result: TriageResult) -> str:
+    for transition in result.transitions:
+        return "opened" if transition.to_state is IncidentState.OPEN else "resolved"
+    return "updated" if result.changed else "duplicate"
