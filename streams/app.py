@@ -8,7 +8,7 @@ domain core depends on Faust's record types.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,12 +19,15 @@ from prometheus_client import CollectorRegistry
 from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE, topic_name
 from responder.settings import Settings
 from streams.metrics import WorkerMetrics
+from streams.offsets import CappedTransport, ProcessedOffsets
+from streams.pipeline import OrderedAcks
 
 if TYPE_CHECKING:
     from responder.engine.model import Stage
     from streams.remediate import RemediationRuntime
 
 Clock = Callable[[], datetime]
+Handler = Callable[[OrderedAcks, Any], Awaitable[None]]
 
 RAW: Any = faust.Schema(
     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -47,6 +50,28 @@ class ResponderStreams:
     incidents_table: Any  # faust.Table[bytes, bytes]: key = incident key, value = Incident JSON
     clock: Clock
     metrics: WorkerMetrics
+    offsets: ProcessedOffsets
+    in_flight: int
+
+    def pipelined_agent(self, topic: Any, name: str, handle: Handler) -> Any:
+        """Attach agent ``name`` on ``topic``: ``handle(acks, event)`` per event, in order.
+
+        Concurrency 1 (faust-streaming can commit past a message still in flight with more,
+        issue 606); manual acknowledgement through ``OrderedAcks``, so the agent takes the
+        next event while the last one's writes travel, and commits of ``topic`` never pass
+        what it finished (``streams.offsets``).
+        """
+        self.offsets.manage(topic.topics)
+
+        async def agent(stream: Any) -> None:
+            manual = stream.noack()
+            acks = OrderedAcks(
+                self.app, manual, max_in_flight=self.in_flight, name=name, offsets=self.offsets
+            )
+            async for event in manual.events():
+                await handle(acks, event)
+
+        return self.app.agent(topic, name=name, concurrency=1)(agent)
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -82,6 +107,10 @@ def create_streams(
         web_port=worker.web_port,
         broker_session_timeout=worker.session_timeout_s,
     )
+    # Before anything declares a topic (which builds the consumer transport): commits never
+    # pass what the agents finished (streams.offsets).
+    offsets = ProcessedOffsets()
+    app.transport = CappedTransport(app.conf.broker_consumer, app, processed=offsets)
 
     def topic(name: str) -> Any:
         # internal=True: Faust creates the topic with these partitions when the worker
@@ -111,8 +140,10 @@ def create_streams(
         ),
         clock=clock,
         metrics=WorkerMetrics(CollectorRegistry()),
+        offsets=offsets,
+        in_flight=worker.in_flight,
     )
-    register_triage(streams, max_in_flight=worker.in_flight)
+    register_triage(streams)
     remediating = register_remediation(streams, settings, remediation)
     register_web(streams, remediating.scanner.stages)
     register_notify(streams, settings)

@@ -23,6 +23,8 @@ from typing import Any
 
 import structlog
 
+from streams.offsets import ProcessedOffsets
+
 log = structlog.get_logger(__name__)
 
 Write = Callable[[], Awaitable[Any]]
@@ -34,12 +36,23 @@ its acknowledgement to await."""
 class OrderedAcks:
     """Acknowledge a manual-ack stream's events in order, each after its own writes land."""
 
-    def __init__(self, app: Any, stream: Any, *, max_in_flight: int, name: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        stream: Any,
+        *,
+        max_in_flight: int,
+        name: str,
+        offsets: ProcessedOffsets | None = None,
+    ) -> None:
+        """``offsets``: told each finished event's offset, so that commits of the topics it
+        manages never pass what this agent finished (``streams.offsets``)."""
         self._app = app
+        self._offsets = offsets
         self._stream = stream
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._last: asyncio.Task[None] | None = None
-        self._last_issued: asyncio.Future[None] | None = None
+        self._last: asyncio.Task[bool] | None = None
+        self._last_issued: asyncio.Future[bool] | None = None
         self._failed: BaseException | None = None
         self._name = name
         self.in_flight = 0
@@ -63,10 +76,10 @@ class OrderedAcks:
         seen, so the agent stops taking events.
         """
         if self._failed is not None:
-            raise self._failed
+            raise PipelineHalted(f"{self._name}: an earlier event's write failed") from self._failed
         await self._slots.acquire()
         self.in_flight += 1
-        issued: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        issued: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._last = asyncio.create_task(
             self._finish(self._last, self._last_issued, issued, event, list(sent), then, after)
         )
@@ -79,40 +92,55 @@ class OrderedAcks:
 
     async def _finish(
         self,
-        previous: asyncio.Task[None] | None,
-        previous_issued: asyncio.Future[None] | None,
-        issued: asyncio.Future[None],
+        previous: asyncio.Task[bool] | None,
+        previous_issued: asyncio.Future[bool] | None,
+        issued: asyncio.Future[bool],
         event: Any,
         sent: list[Awaitable[Any]],
         then: Write | None,
         after: Callable[[], None] | None,
-    ) -> None:
-        written: Awaitable[Any] | None = None
+    ) -> bool:
+        """True once ``event`` is acknowledged; False if it or an earlier event failed.
+
+        Never raises (but for cancellation): the first failure is recorded, crashes the
+        app, and makes every later event of the chain stop short of its ordered write and
+        its acknowledgement (their state may include the failed event's).
+        """
         try:
             try:
                 if sent:
                     await asyncio.gather(*sent)
-                if previous_issued is not None:
-                    await previous_issued
-                written = then() if then is not None else None
-            finally:
-                if not issued.done():
-                    issued.set_result(None)
+                in_order = True if previous_issued is None else await previous_issued
+                written = then() if in_order and then is not None else None
+            except BaseException:
+                issued.set_result(False)
+                raise
+            issued.set_result(in_order)
+            if not in_order:
+                return False
             if written is not None:
                 await written
-            if previous is not None:
-                await previous  # raises if an earlier event's writes failed: no ack after it
+            if previous is not None and not await previous:
+                return False
             if after is not None:
                 after()
+            if self._offsets is not None:
+                message = event.message
+                self._offsets.done(message.tp, message.offset)
             await self._stream.ack(event)
+            return True
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failed write halts the chain, recorded
             if self._failed is None:
                 self._failed = exc
                 log.error("pipeline.write_failed", agent=self._name, error=repr(exc))
                 await self._app.crash(exc)
-            raise
+            return False
         finally:
             self.in_flight -= 1
             self._slots.release()
+
+
+class PipelineHalted(RuntimeError):
+    """An agent's writes failed; it takes no more events (the app is crashing)."""

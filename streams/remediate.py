@@ -231,13 +231,8 @@ def register_remediation(
     )
     routes_name = topic_name(kafka.topic_prefix, ROUTES)
 
-    async def route_incidents(stream: Any) -> None:
-        manual = stream.noack()
-        acks = OrderedAcks(
-            app, manual, max_in_flight=settings.worker.in_flight, name="remediation-router"
-        )
-        async for event in manual.events():
-            await acks.add(event, await _route(event.value))
+    async def route_incidents(acks: OrderedAcks, event: Any) -> None:
+        await acks.add(event, await _route(event.value))
 
     async def _route(value: bytes) -> list[Any]:
         """Re-key one transition onto ``responder.remediation``; the send to await, if any.
@@ -283,16 +278,11 @@ def register_remediation(
         wait_s=conf.command_route_wait_s,
     )
 
-    async def route_commands(stream: Any) -> None:
-        manual = stream.noack()
-        acks = OrderedAcks(
-            app, manual, max_in_flight=settings.worker.in_flight, name="remediation-commands"
-        )
-        async for event in manual.events():
-            if event.message.topic == routes_name:
-                await _route_entry(acks, event)
-            else:
-                await acks.add(event, await _forward_command(event.value))
+    async def route_commands(acks: OrderedAcks, event: Any) -> None:
+        if event.message.topic == routes_name:
+            await _route_entry(acks, event)
+        else:
+            await acks.add(event, await _forward_command(event.value))
 
     async def _route_entry(acks: OrderedAcks, event: Any) -> None:
         try:
@@ -322,13 +312,7 @@ def register_remediation(
             return []  # run / silence: not remediation's
         return [await command_router.command(received, command.kind.value)]
 
-    async def remediate(stream: Any) -> None:
-        manual = stream.noack()
-        acks = OrderedAcks(app, manual, max_in_flight=settings.worker.in_flight, name="remediate")
-        async for event in manual.events():
-            await _remediate_one(acks, event)
-
-    async def _remediate_one(acks: OrderedAcks, event: Any) -> None:
+    async def remediate(acks: OrderedAcks, event: Any) -> None:
         """Decide one event against the target's state; make it durable; then act.
 
         The decision's messages are handed to the producer at once; the new state is
@@ -378,9 +362,9 @@ def register_remediation(
         await runbooks.watch()
 
     app.task(watch_runbooks)
-    app.agent(streams.incidents, name="remediation-router", concurrency=1)(route_incidents)
-    app.agent(commands_in, name="remediation-commands", concurrency=1)(route_commands)
-    app.agent(remediation, name="remediate", concurrency=1)(remediate)
+    streams.pipelined_agent(streams.incidents, "remediation-router", route_incidents)
+    streams.pipelined_agent(commands_in, "remediation-commands", route_commands)
+    streams.pipelined_agent(remediation, "remediate", remediate)
 
     async def deadlines(*_: Any) -> None:
         try:

@@ -24,21 +24,18 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-def register_triage(streams: ResponderStreams, *, max_in_flight: int = 1) -> Any:
+def register_triage(streams: ResponderStreams) -> Any:
     """Attach the triage agent to the app; returns the agent (for ``test_context``).
 
-    ``max_in_flight`` events may have writes on their way to the broker at once
+    ``worker.in_flight`` events may have writes on their way to the broker at once
     (``streams.pipeline.OrderedAcks``); 1 awaits each event's writes before the next.
     """
     table = streams.incidents_table
 
-    async def triage(stream: Any) -> None:
-        manual = stream.noack()
-        acks = OrderedAcks(streams.app, manual, max_in_flight=max_in_flight, name="triage")
-        async for event in manual.events():
-            await _triage_one(streams, table, acks, event)
+    async def triage(acks: OrderedAcks, event: Any) -> None:
+        await _triage_one(streams, table, acks, event)
 
-    return streams.app.agent(streams.alerts, name="triage", concurrency=1)(triage)
+    return streams.pipelined_agent(streams.alerts, "triage", triage)
 
 
 async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, event: Any) -> None:

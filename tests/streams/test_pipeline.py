@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from streams.pipeline import OrderedAcks
+from streams.pipeline import OrderedAcks, PipelineHalted
 
 
 class Recorder:
@@ -46,6 +46,18 @@ def futures(n: int) -> list[asyncio.Future[None]]:
     return [loop.create_future() for _ in range(n)]
 
 
+def landed_write(issued: list[int], n: int) -> Any:
+    """An ordered write that records its issue and is acknowledged at once."""
+
+    def issue() -> Any:
+        issued.append(n)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    return issue
+
+
 async def test_a_later_event_whose_writes_land_first_waits_for_the_earlier_one() -> None:
     rec = Recorder()
     acks = OrderedAcks(rec, rec, max_in_flight=10, name="t")
@@ -66,18 +78,8 @@ async def test_ordered_writes_are_issued_in_event_order_after_the_events_own_sen
     acks = OrderedAcks(rec, rec, max_in_flight=10, name="t")
     issued: list[int] = []
     sends = futures(3)
-
-    def write(n: int) -> Any:
-        def issue() -> Any:
-            issued.append(n)
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-        return issue
-
     for n in range(3):
-        await acks.add(n, [sends[n]], write(n))
+        await acks.add(n, [sends[n]], landed_write(issued, n))
     sends[2].set_result(None)
     sends[1].set_result(None)
     await settle()
@@ -92,17 +94,21 @@ async def test_a_failed_write_acknowledges_nothing_after_it_and_crashes_the_app(
     rec = Recorder()
     acks = OrderedAcks(rec, rec, max_in_flight=10, name="t")
     writes = futures(3)
+    issued: list[int] = []
     for n in range(3):
-        await acks.add(n, [writes[n]])
+        await acks.add(n, [writes[n]], landed_write(issued, n))
     writes[0].set_result(None)
     writes[2].set_result(None)
     writes[1].set_exception(RuntimeError("producer gave up"))
     await until(lambda: acks.in_flight == 0)
     assert rec.acked == [0]
+    # Event 2's state may hold event 1's: its changelog record must not be written either.
+    assert issued == [0]
     assert len(rec.crashed) == 1
     assert "producer gave up" in str(rec.crashed[0])
-    with pytest.raises(RuntimeError, match="producer gave up"):
+    with pytest.raises(PipelineHalted) as halted:
         await acks.add(3)
+    assert "producer gave up" in str(halted.value.__cause__)
 
 
 async def test_the_agent_waits_while_max_in_flight_events_are_pending() -> None:
