@@ -222,10 +222,11 @@ def breakdown(audit: list[AuditEvent], tag: str) -> str:
     return "; ".join(parts)
 
 
-async def escalation_lateness(bootstrap: str, audit_topic: str) -> list[float]:
+async def escalation_lateness(bootstrap: str, audit_topic: str) -> dict[str, list[float]]:
+    """Escalation lateness (s) by load phase: the phase tag in the incident's target name."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    out: list[float] = []
+    out: dict[str, list[float]] = {}
     try:
         tps = [TopicPartition(audit_topic, p) for p in range(4)]
         consumer.assign(tps)
@@ -236,10 +237,32 @@ async def escalation_lateness(bootstrap: str, audit_topic: str) -> list[float]:
                 for m in messages:
                     event = AuditEvent.model_validate_json(m.value)
                     if event.kind == "remediation.escalated":
-                        out.append(float(event.data["lateness_s"]))
+                        # incident keys end in "bench/<tag>-<n>"
+                        tag = event.incident_key.rsplit("/", 1)[-1].rsplit("-", 1)[0]
+                        out.setdefault(tag, []).append(float(event.data["lateness_s"]))
     finally:
         await consumer.stop()
     return out
+
+
+async def wait_drained(bootstrap: str, group: str, topic: str, *, timeout_s: float) -> float | None:
+    """``time.monotonic()`` when ``group`` has committed every record of ``topic`` (None: not in time)."""
+    t0 = time.monotonic()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        ends = await consumer.end_offsets(tps)
+        while time.monotonic() - t0 < timeout_s:
+            committed = [await consumer.committed(tp) or 0 for tp in tps]
+            if all(c >= ends[tp] for c, tp in zip(committed, tps, strict=True)):
+                return time.monotonic()
+            await asyncio.sleep(1.0)
+        return None
+    finally:
+        await consumer.stop()
 
 
 async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
@@ -317,7 +340,10 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
             args.escalate_after + 3
         )  # the escalation deadline of the last incidents
         lateness = await escalation_lateness(bootstrap, f"{prefix}.audit")
-        print(f"\nescalation lateness        {summary(lateness)}")
+        print()
+        for rate in args.rates:
+            for tag in (f"r{int(rate)}", f"t{int(rate)}"):
+                print(f"escalation lateness {tag:>6} {summary(lateness.get(tag, []))}")
         if args.rss_alerts:
             before = rss_mb(worker.process.pid)
             starts = datetime.now(UTC)
@@ -336,12 +362,26 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
                 if i % 10_000 == 0:
                     await producer.flush()
             await producer.flush()
+            produced_s = time.monotonic() - t0
             print(
-                f"\nRSS phase: {args.rss_alerts} alerts over {args.rss_incidents} incidents produced in {time.monotonic() - t0:.1f} s; RSS before {before:.0f} MB"
+                f"\nRSS phase: {args.rss_alerts} alerts over {args.rss_incidents} incidents "
+                f"produced in {produced_s:.1f} s; RSS before {before:.0f} MB"
             )
-            # Wait for the worker to drain (its RSS settles), then report.
-            await asyncio.sleep(args.rss_settle)  # let the worker consume the backlog
-            print(f"RSS after settle: {rss_mb(worker.process.pid):.0f} MB")
+            drained_at = await wait_drained(
+                bootstrap, settings.worker.app_id, f"{prefix}.alerts", timeout_s=args.rss_drain
+            )
+            if drained_at is None:
+                print(f"  not drained within {args.rss_drain:.0f} s")
+            else:
+                drained_s = drained_at - t0
+                print(
+                    f"  triage drained them {drained_s:.1f} s after the first was sent: "
+                    f"{args.rss_alerts / drained_s:,.0f} alerts/s; RSS {rss_mb(worker.process.pid):.0f} MB"
+                )
+            await asyncio.sleep(args.rss_settle)  # verify windows expire, escalations fire
+            print(
+                f"RSS after a further {args.rss_settle:.0f} s: {rss_mb(worker.process.pid):.0f} MB"
+            )
     finally:
         await producer.stop()
         await sampler.stop()
@@ -368,6 +408,9 @@ async def main() -> None:
     parser.add_argument("--rss-alerts", type=int, default=0)
     parser.add_argument("--rss-incidents", type=int, default=10_000)
     parser.add_argument("--rss-settle", type=float, default=60.0)
+    parser.add_argument(
+        "--rss-drain", type=float, default=3600.0, help="seconds to wait for triage to drain"
+    )
     parser.add_argument(
         "--exactly-once",
         action="store_true",
