@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from responder.settings import Settings
+    from streams.app import ResponderStreams
+
+
+def ensure_worker_topics(streams: ResponderStreams, settings: Settings) -> None:
+    """Create every topic the worker uses, table changelogs included, with their partitions.
+
+    Before the group subscribes: a missing subscribed topic is ignored until the consumer's
+    next metadata refresh (minutes), and a changelog the broker auto-creates (a metadata
+    request racing Faust's own declaration) gets the broker's default partition count, so a
+    table write to a higher partition never completes. Every worker process, the test and
+    bench workers too, starts through here.
+    """
+    from responder.kafka_admin import all_topic_names, ensure_topics
+
+    changelogs = [table.changelog_topic.get_topic_name() for table in streams.app.tables.values()]
+    asyncio.run(
+        ensure_topics(settings.kafka, all_topic_names(settings.kafka), compacted=changelogs)
+    )
 
 
 @click.command()
@@ -13,17 +35,10 @@ def worker(loglevel: str) -> None:
     """Run the Faust worker: consume alerts, keep the incidents table, publish transitions."""
     import faust
 
-    from responder.kafka_admin import all_topic_names, ensure_topics
     from responder.settings import get_settings
     from streams.app import create_streams
 
     settings = get_settings()
     streams = create_streams(settings)
-    # Every topic exists, with its partitions, before the group subscribes: a missing
-    # subscribed topic is ignored until the consumer's next metadata refresh (minutes), and
-    # a table written before its changelog's metadata is known fails with PartitionsMismatch.
-    changelogs = [table.changelog_topic.get_topic_name() for table in streams.app.tables.values()]
-    asyncio.run(
-        ensure_topics(settings.kafka, all_topic_names(settings.kafka), compacted=changelogs)
-    )
+    ensure_worker_topics(streams, settings)
     faust.Worker(streams.app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()

@@ -448,6 +448,7 @@ async def wait_for(
 def main() -> None:  # pragma: no cover - runs in the worker subprocess
     import faust
 
+    from responder.cli.worker import ensure_worker_topics
     from responder.logging import configure
     from responder.settings import get_settings
     from streams.app import create_streams
@@ -461,7 +462,9 @@ def main() -> None:  # pragma: no cover - runs in the worker subprocess
     async def provide() -> Mapping[str, Action]:
         return table
 
-    streams = create_streams(get_settings(), remediation=RemediationRuntime(actions=provide))
+    settings = get_settings()
+    streams = create_streams(settings, remediation=RemediationRuntime(actions=provide))
+    ensure_worker_topics(streams, settings)  # as `responder worker` does
     session = float(os.environ.get("RECORDING_SESSION_TIMEOUT_S", "60"))
     streams.app.conf.broker_session_timeout = session
     streams.app.conf.broker_heartbeat_interval = max(0.5, session / 6)
