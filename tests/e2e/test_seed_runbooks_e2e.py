@@ -82,6 +82,7 @@ TOPICS = (
     "remediation",
     "commands",
     "remediation-routes",
+    "remediation-timers",
     "notifications",
 )
 ACTION_KINDS = {"action_started", "action_finished", "awaiting_approval", "command", "halted"}
