@@ -142,15 +142,7 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
         }
     )
     prefix = settings.kafka.topic_prefix
-    names = (
-        "alerts",
-        "incidents",
-        "audit",
-        "remediation",
-        "commands",
-        "remediation-routes",
-        "remediation-timers",
-    )
+    names = ("alerts", "incidents", "audit", "remediation", "commands", "remediation-routes")
     names += ("notifications", "command-replies", "bench-rtt")
     await create_topics_async(bootstrap, {f"{prefix}.{n}": 4 for n in names})
     os.environ.update(integration_env(settings))

@@ -277,7 +277,6 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
             store="rocksdb://",
             data_dir=str(home / "worker"),
             web_enabled=False,
-            producer_linger_ms=args.linger_ms,
         ),
         remediation=RemediationSettings(runbooks_dir=str(runbooks)),
     )
@@ -289,7 +288,6 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
         "remediation",
         "commands",
         "remediation-routes",
-        "remediation-timers",
         "notifications",
         "bench-rtt",
     )
@@ -410,9 +408,6 @@ async def main() -> None:
     parser.add_argument("--rss-alerts", type=int, default=0)
     parser.add_argument("--rss-incidents", type=int, default=10_000)
     parser.add_argument("--rss-settle", type=float, default=60.0)
-    parser.add_argument(
-        "--linger-ms", type=float, default=0.0, help="the worker's producer linger (ms)"
-    )
     parser.add_argument(
         "--rss-drain", type=float, default=3600.0, help="seconds to wait for triage to drain"
     )

@@ -13,24 +13,14 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from responder.engine.topics import COMMANDS, NOTIFICATIONS, REMEDIATION, REPLIES, ROUTES, TIMERS
+from responder.engine.topics import COMMANDS, NOTIFICATIONS, REMEDIATION, REPLIES, ROUTES
 from responder.models.topics import ALERTS, AUDIT, INCIDENTS, topic_name
 from responder.settings import KafkaSettings
 
 TOPIC_ALREADY_EXISTS = 36
 """Kafka's error code for a create of a topic that is there: success, for us."""
 
-ALL_TOPICS = (
-    ALERTS,
-    INCIDENTS,
-    AUDIT,
-    REMEDIATION,
-    TIMERS,
-    COMMANDS,
-    ROUTES,
-    NOTIFICATIONS,
-    REPLIES,
-)
+ALL_TOPICS = (ALERTS, INCIDENTS, AUDIT, REMEDIATION, COMMANDS, ROUTES, NOTIFICATIONS, REPLIES)
 """Every topic the worker consumes or produces (table changelogs are Faust's own)."""
 
 

@@ -128,20 +128,6 @@ class WorkerSettings(BaseModel):
         "hands over sooner but risks rebalances when a worker's loop stalls. 6 s is the "
         "broker's minimum (group.min.session.timeout.ms).",
     )
-    producer_linger_ms: float = Field(
-        0.0,
-        ge=0,
-        description="Milliseconds the worker's producer waits to fill a batch before sending it "
-        "(Kafka's linger.ms): fewer, larger produce requests under load, at most this much "
-        "added per hop.",
-    )
-    stream_buffer_maxsize: int = Field(
-        512,
-        ge=16,
-        description="Messages Faust buffers per agent ahead of processing (Faust's default is "
-        "4096). Under a backlog, an escalation deadline waits behind at most this many "
-        "incident events on the remediate agent (its timer lane is read alongside them).",
-    )
     in_flight: int = Field(
         256,
         ge=1,

@@ -101,8 +101,6 @@ def create_streams(
         topic_replication_factor=kafka.replication_factor,
         topic_allow_declare=True,
         producer_acks=-1,
-        producer_linger=worker.producer_linger_ms / 1000.0,
-        stream_buffer_maxsize=worker.stream_buffer_maxsize,
         consumer_auto_offset_reset="earliest",
         web_enabled=worker.web_enabled,
         web_host=worker.web_host,

@@ -44,7 +44,6 @@ from responder.engine.topics import (
     REPLIES,
     ROUTES,
     ROUTES_TABLE,
-    TIMERS,
 )
 from responder.errors import ConfigError
 from responder.models.commands import Command
@@ -197,8 +196,6 @@ def register_remediation(
         )
 
     remediation = topic(REMEDIATION)
-    timers = topic(TIMERS)
-    remediation_in = topic(REMEDIATION, TIMERS)
     commands_in = topic(COMMANDS, ROUTES)
     routes = topic(ROUTES)
     notifications = topic(NOTIFICATIONS)
@@ -214,10 +211,6 @@ def register_remediation(
         """Publish an engine event and return once the broker has it."""
         await (await remediation.send(key=key.encode(), value=event.model_dump_json().encode()))
 
-    async def send_timer(key: str, event: Event) -> None:
-        """Publish a timer event on its own lane (``remediation-timers``)."""
-        await (await timers.send(key=key.encode(), value=event.model_dump_json().encode()))
-
     runner = EffectRunner(
         settings=conf,
         actions_settings=settings.actions,
@@ -230,7 +223,7 @@ def register_remediation(
     )
     scanner = DeadlineScanner(
         table=state_table,
-        send=send_timer,
+        send=send,
         running=runner.running,
         clock=streams.clock,
         rescan_interval_s=conf.rescan_interval_s,
@@ -371,7 +364,7 @@ def register_remediation(
     app.task(watch_runbooks)
     streams.pipelined_agent(streams.incidents, "remediation-router", route_incidents)
     streams.pipelined_agent(commands_in, "remediation-commands", route_commands)
-    streams.pipelined_agent(remediation_in, "remediate", remediate)
+    streams.pipelined_agent(remediation, "remediate", remediate)
 
     async def deadlines(*_: Any) -> None:
         try:

@@ -3,10 +3,6 @@
 - ``remediation``: every input of the state machine, keyed by *target* key
   (``namespace/name``), so all incidents of one workload meet on one partition and the
   guard rails (cooldown, action window, one incident per target) decide atomically.
-- ``remediation-timers``: the timer's ``DeadlineDue`` and ``Resume`` events, keyed by
-  target key like ``remediation`` and consumed by the same agent. A lane of their own: a
-  backlog of incident events on ``remediation`` delays an escalation by the agent's stream
-  buffer at most (``worker.stream_buffer_maxsize``), not by the whole backlog.
 - ``commands``: people's commands (Slack, PagerDuty, CLI), keyed by incident id.
 - ``remediation-routes``: incident id -> target key, keyed by incident id, written when an
   incident is admitted; co-partitioned with ``commands`` so the command router finds the
@@ -20,7 +16,6 @@ from __future__ import annotations
 from typing import Final
 
 REMEDIATION: Final = "remediation"
-TIMERS: Final = "remediation-timers"
 COMMANDS: Final = "commands"
 ROUTES: Final = "remediation-routes"
 NOTIFICATIONS: Final = "notifications"

@@ -82,7 +82,6 @@ TOPICS = (
     "remediation",
     "commands",
     "remediation-routes",
-    "remediation-timers",
     "notifications",
 )
 ACTION_KINDS = {"action_started", "action_finished", "awaiting_approval", "command", "halted"}
