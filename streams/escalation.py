@@ -19,6 +19,7 @@ tick costs a pass over small tuples rather than parsing every record.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,9 @@ class DeadlineScanner:
             self._next_scan = mono + self.rescan_interval_s
         now = self.clock()
         live: set[_InFlight] = set()
+        # Sent together, awaited once: thousands of deadlines falling due in one tick (an
+        # alert storm's escalations) must not wait a broker round trip each, one by one.
+        sends: list[Awaitable[None]] = []
         for key, entry in list(self._index.items()):
             for due in entry.dues:
                 if due.due > now:
@@ -143,8 +147,10 @@ class DeadlineScanner:
                 if sent is not None and mono - sent < REPUBLISH_AFTER_S:
                     continue
                 self._published[due] = mono
-                await self.send(
-                    key, DeadlineDue(incident_id=due.incident_id, kind=due.kind, due=due.due)
+                sends.append(
+                    self.send(
+                        key, DeadlineDue(incident_id=due.incident_id, kind=due.kind, due=due.due)
+                    )
                 )
             for flight in entry.inflight:
                 live.add(flight)
@@ -160,15 +166,19 @@ class DeadlineScanner:
                         incident_id=flight.incident_id,
                         stage=flight.stage,
                     )
-                    await self.send(
-                        key,
-                        Resume(
-                            incident_id=flight.incident_id,
-                            step=flight.step,
-                            attempt=flight.attempt,
-                            stage=flight.stage,
-                        ),
+                    sends.append(
+                        self.send(
+                            key,
+                            Resume(
+                                incident_id=flight.incident_id,
+                                step=flight.step,
+                                attempt=flight.attempt,
+                                stage=flight.stage,
+                            ),
+                        )
                     )
+        if sends:
+            await asyncio.gather(*sends)
         # Bounded memory: forget what no longer exists.
         for stale in [d for d, at in self._published.items() if mono - at > 60.0]:
             del self._published[stale]
