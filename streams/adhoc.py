@@ -42,7 +42,6 @@ from responder.engine.topics import COMMANDS, REPLIES
 from responder.errors import PermanentError, ResponderError, TemporaryError
 from responder.integrations.alertmanager.silences import (
     AlertmanagerSilences,
-    Matcher,
     MatcherError,
     SilenceRequest,
     check_matchers,
@@ -246,14 +245,14 @@ class AdhocExecutor:
             else f"{command.actor.name} ({command.actor.id})"
         )
         data: dict[str, Any] = {
-            "matchers": dict(command.matchers),
+            "matchers": [str(m) for m in command.matchers],
             "duration_s": command.duration_s,
             "actor": command.actor.id,
             "idempotency_key": command.idempotency_key,
         }
         try:
-            matchers = [Matcher(name=k, op="=", value=v) for k, v in command.matchers.items()]
-            check_matchers(matchers)
+            matchers = list(command.matchers)
+            check_matchers(matchers)  # the command model checked them; a replayed old record too
         except (ValidationError, MatcherError) as exc:
             reason = _errors(exc) if isinstance(exc, ValidationError) else str(exc)
             return Outcome(

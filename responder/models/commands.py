@@ -16,6 +16,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from responder.models.matchers import MAX_MATCHERS, Matcher, check_matchers
+
 INCIDENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Incident ids: uuid5 today; letters, digits, ``-`` and ``_`` only (no dots, slashes, spaces)."""
 
@@ -31,8 +33,6 @@ PARAM_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9_.:*/@+-]{1,128}")
 """Parameter values: no spaces, quotes, ``$``, ``;``, backticks or ``..`` (checked apart)."""
 
-LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,63}")
-LABEL_VALUE_RE = re.compile(r"[A-Za-z0-9_.:/@+-]{1,128}")
 
 MAX_SILENCE_S = 7 * 24 * 3600
 """A week: longer silences belong in Alertmanager, where they are visible to everyone."""
@@ -58,8 +58,6 @@ ActionName = Annotated[str, _full(ACTION_NAME_RE, "action name")]
 TargetRef = Annotated[str, _full(TARGET_RE, "target (namespace/name)")]
 ParamKey = Annotated[str, _full(PARAM_KEY_RE, "parameter name")]
 ParamValue = Annotated[str, _full(PARAM_VALUE_RE, "parameter value"), AfterValidator(_no_dotdot)]
-LabelName = Annotated[str, _full(LABEL_NAME_RE, "label name")]
-LabelValue = Annotated[str, _full(LABEL_VALUE_RE, "label value"), AfterValidator(_no_dotdot)]
 
 
 def is_incident_id(text: str) -> bool:
@@ -135,7 +133,12 @@ class Command(BaseModel):
     target: TargetRef | None = None
     params: dict[ParamKey, ParamValue] = Field(default_factory=dict, max_length=16)
     apply: bool = Field(False, description="run: change things for real; dry-run otherwise.")
-    matchers: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=16)
+    matchers: list[Matcher] = Field(
+        default_factory=list,
+        max_length=MAX_MATCHERS,
+        description="silence: Alertmanager matchers (=, != and =~), parsed strictly from the "
+        "typed text and checked: at least one must not match an empty label.",
+    )
     duration_s: int | None = Field(None, gt=0, le=MAX_SILENCE_S)
     reason: str = Field("", max_length=500)
     reply_to: str | None = Field(
@@ -151,6 +154,8 @@ class Command(BaseModel):
             raise ValueError(f"{self.kind} needs an incident id")
         if self.kind is CommandKind.RUN and (self.action is None or self.target is None):
             raise ValueError("run needs an action and a target")
-        if self.kind is CommandKind.SILENCE and (not self.matchers or self.duration_s is None):
-            raise ValueError("silence needs at least one matcher and a duration")
+        if self.kind is CommandKind.SILENCE:
+            if not self.matchers or self.duration_s is None:
+                raise ValueError("silence needs at least one matcher and a duration")
+            check_matchers(self.matchers)
         return self

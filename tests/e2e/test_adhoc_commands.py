@@ -25,6 +25,7 @@ from fakes.slack_api import FakeSlack
 
 from responder.integrations.alertmanager.silences import silence_ref
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
+from responder.models.matchers import Matcher
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -211,7 +212,10 @@ async def test_silence_created_in_alertmanager(harness: Harness, alertmanager: A
         actor=Actor(id=ALICE, name="alice"),
         source=CommandSource.SLACK_COMMAND,
         issued_at=datetime.now(UTC),
-        matchers={"alertname": alertname, "namespace": NAMESPACE},
+        matchers=[
+            Matcher(name="alertname", value=alertname),
+            Matcher(name="namespace", value=NAMESPACE),
+        ],
         duration_s=1800,
     )
     await harness.publish(command)
@@ -223,8 +227,27 @@ async def test_silence_created_in_alertmanager(harness: Harness, alertmanager: A
     assert [s["id"] for s in await silences(alertmanager) if ref in s["comment"]] == [silence_id]
 
 
+async def test_silence_with_negative_and_regex_matchers(
+    harness: Harness, alertmanager: Any
+) -> None:
+    alertname = f"Adhoc{uuid.uuid4().hex[:8]}"
+    answer, rid = await harness.slash(
+        f'silence alertname={alertname},pod=~"api-.*",env!=staging 1h'
+    )
+    assert "`silence` accepted" in answer, answer
+    text = await harness.reply(rid)
+    assert text.startswith(":mute: Silenced"), text
+    silence_id = text.rsplit("silence id `", 1)[1].split("`", 1)[0]
+    [silence] = [s for s in await silences(alertmanager) if s["id"] == silence_id]
+    assert sorted(silence["matchers"], key=lambda m: m["name"]) == [
+        {"name": "alertname", "value": alertname, "isRegex": False, "isEqual": True},
+        {"name": "env", "value": "staging", "isRegex": False, "isEqual": False},
+        {"name": "pod", "value": "api-.*", "isRegex": True, "isEqual": True},
+    ]
+
+
 async def test_bad_matcher_is_refused(harness: Harness) -> None:
-    for text in ("alertname!=Foo 30m", "alertname=~Fo.* 30m", "alert-name=Foo 30m"):
+    for text in ("alertname!=Foo 30m", "alertname=~.* 30m", "alert-name=Foo 30m"):
         answer, rid = await harness.slash(f"silence {text}")
         assert answer.startswith(":warning:") or "not a valid" in answer, answer
         assert "accepted" not in answer

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from responder.integrations.retry import full_jitter_delay, is_retryable_status
 from responder.integrations.seen import SeenCache
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
+from responder.models.matchers import Matcher
 
 BASE = {
     "idempotency_key": "k",
@@ -49,7 +50,19 @@ def test_run_and_silence_fields_are_checked() -> None:
             **BASE,
         )
     with pytest.raises(ValidationError):
-        Command(kind=CommandKind.SILENCE, matchers={"alertname": "X"}, duration_s=8 * 86400, **BASE)
+        Command(
+            kind=CommandKind.SILENCE,
+            matchers=[Matcher(name="alertname", value="X")],
+            duration_s=8 * 86400,
+            **BASE,
+        )
+    with pytest.raises(ValidationError, match="empty label"):
+        Command(
+            kind=CommandKind.SILENCE,
+            matchers=[Matcher(name="alertname", op="=~", value=".*")],
+            duration_s=3600,
+            **BASE,
+        )
     with pytest.raises(ValidationError):
         Command(kind=CommandKind.ACK, incident_id=INCIDENT_ID, surprise=1, **BASE)
 

@@ -34,6 +34,7 @@ from responder.integrations.slack.inbound import (
     parse_command_text,
 )
 from responder.models.commands import CommandKind, CommandSource
+from responder.models.matchers import Matcher
 
 Client = TestClient[Any, Any]
 
@@ -322,6 +323,10 @@ async def test_unsigned_interaction_is_refused(
         "silence alertname=Foo 10y",
         "silence alertname=Foo;bar=1 1h",
         "silence alertname=Foo 9999d",
+        "silence alertname!=Foo 1h",  # matches the empty label: would silence everything
+        'silence pod=~"(" 1h',  # not a regular expression
+        "silence alertname==Foo 1h",
+        "silence alertname=Foo, 1h",
         "ack " + "a" * 300,
         "frobnicate all",
     ],
@@ -345,9 +350,19 @@ def test_command_grammar() -> None:
     silence = parse_command_text("silence alertname=HighGenerationLatency,namespace=prod 2h")
     assert isinstance(silence, CommandDraft)
     assert silence.fields == {
-        "matchers": {"alertname": "HighGenerationLatency", "namespace": "prod"},
+        "matchers": [
+            Matcher(name="alertname", value="HighGenerationLatency"),
+            Matcher(name="namespace", value="prod"),
+        ],
         "duration_s": 7200,
     }
+    strict = parse_command_text('silence alertname=Foo,pod=~"api-.*",env!=staging 30m')
+    assert isinstance(strict, CommandDraft)
+    assert [str(m) for m in strict.fields["matchers"]] == [
+        'alertname="Foo"',
+        'pod=~"api-.*"',
+        'env!="staging"',
+    ]
     approve = parse_command_text(f"approve {INCIDENT_ID}")
     assert isinstance(approve, CommandDraft)
     assert approve.kind is CommandKind.APPROVE

@@ -39,6 +39,7 @@ from responder.models.commands import (
     CommandSource,
     is_incident_id,
 )
+from responder.models.matchers import MatcherError, parse_matchers
 
 MAX_AGE_S = 300
 """Slack's documented window; SignatureVerifier hard-codes the same five minutes."""
@@ -192,7 +193,7 @@ USAGE = """*Usage:* `/responder <command>`
 • `ack ID`, `resolve ID`, `escalate ID`
 • `approve ID`, `reject ID`: the step waiting for approval
 • `run ACTION NAMESPACE/NAME [key=value …] [--apply]`: dry-run unless `--apply`
-• `silence label=value[,label=value…] DURATION` (e.g. `30m`, `2h`, `1d`)
+• `silence MATCHER[,MATCHER…] DURATION`: matchers `label=value`, `label!=value` or `label=~"regex"`; duration e.g. `30m`, `2h`, `1d`
 • `help`"""
 
 _INCIDENT_VERBS = {
@@ -297,9 +298,10 @@ def parse_command_text(
     if verb == "silence":
         if len(args) != 2:
             return ParseFailure(message="`silence` needs MATCHERS and a DURATION")
-        matchers = _pairs(args[0].split(","), "matchers")
-        if isinstance(matchers, ParseFailure):
-            return matchers
+        try:
+            matchers = parse_matchers(args[0])
+        except MatcherError as exc:
+            return ParseFailure(message=f"Bad matchers: {_quote(str(exc))}")
         duration = parse_duration(args[1])
         if duration is None:
             return ParseFailure(message=f"`{_quote(args[1])}` is not a duration like 30m, 2h, 1d")
