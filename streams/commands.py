@@ -12,7 +12,8 @@ dropped as "unknown incident"). So a command whose route is not known yet is par
 forwarded as soon as its route entry is consumed; only if none arrives within
 ``wait_s`` is it audited as ``remediation.command_unknown_incident``. A parked command's
 event stays unacknowledged (``OrderedAcks``) until it is forwarded or given up, so a crash
-meanwhile replays it rather than losing it.
+meanwhile replays it rather than losing it; a rebalance waits for it (Faust waits for
+in-flight events) at most ``wait_s``.
 """
 
 from __future__ import annotations

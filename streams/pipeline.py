@@ -33,6 +33,23 @@ value of a key must never reach the compacted changelog before an earlier one) a
 its acknowledgement to await."""
 
 
+def table_write(table: Any, key: bytes, value: bytes) -> Write:
+    """``table[key] = value`` in memory now (the next event sees it); its changelog record as
+    the ``then`` write to hand to ``OrderedAcks.add``.
+
+    Not Faust's ``table[key] = value``: that buffers the changelog record and Faust's commit
+    flushes the buffer with a 0.1 s give-up (``ProducerBuffer.flush_atmost``), so an offset
+    could be committed before the state change it caused is durable.
+    """
+    partition = table.partition_for_key(key)  # the current event's partition
+    table.data[key] = value
+
+    def write_changelog() -> Any:
+        return table.send_changelog(partition, key, value)
+
+    return write_changelog
+
+
 class OrderedAcks:
     """Acknowledge a manual-ack stream's events in order, each after its own writes land."""
 

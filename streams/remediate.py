@@ -56,7 +56,7 @@ from responder.settings import Settings
 from streams.commands import CommandRouter
 from streams.effects import ActionProvider, EffectRunner, Outbound
 from streams.escalation import DeadlineScanner
-from streams.pipeline import OrderedAcks
+from streams.pipeline import OrderedAcks, table_write
 
 if TYPE_CHECKING:
     from streams.app import ResponderStreams
@@ -251,11 +251,7 @@ def register_remediation(
                 "remediation.unrouted", incident_id=transition.incident_id, reason=routed.reason
             )
             return []
-        return [
-            await remediation.send(
-                key=routed.key.encode(), value=routed.event.model_dump_json().encode()
-            )
-        ]
+        return [await issue(routed.key, routed.event)]
 
     async def issue(target_key: str, event: Event) -> Any:
         """Hand an engine event to the producer (in call order); returns its acknowledgement."""
@@ -291,15 +287,9 @@ def register_remediation(
             log.error("remediation.invalid_route", error=str(exc))
             await acks.add(event)
             return
-        key, value = entry.incident_id.encode(), entry.target_key.encode()
-        partition = routes_table.partition_for_key(key)
-        routes_table.data[key] = value
+        write = table_write(routes_table, entry.incident_id.encode(), entry.target_key.encode())
         await command_router.route_known(entry.incident_id, entry.target_key)
-
-        def write_changelog() -> Any:
-            return routes_table.send_changelog(partition, key, value)
-
-        await acks.add(event, (), write_changelog)
+        await acks.add(event, (), write)
 
     async def _forward_command(value: bytes) -> list[Any]:
         try:
@@ -344,12 +334,7 @@ def register_remediation(
         sent = await runner.issue(decision.effects)
         write = None
         if decision.changed:
-            value = decision.state.model_dump_json().encode()
-            partition = state_table.partition_for_key(raw_key)
-            state_table.data[raw_key] = value
-
-            def write() -> Any:
-                return state_table.send_changelog(partition, raw_key, value)
+            write = table_write(state_table, raw_key, decision.state.model_dump_json().encode())
 
         def act() -> None:
             if decision.changed:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from responder.models.alerts import AlertEvent
 from responder.models.incidents import AuditEvent, Incident, IncidentState
 from responder.models.triage import TriageResult, apply_alert
-from streams.pipeline import OrderedAcks
+from streams.pipeline import OrderedAcks, table_write
 
 if TYPE_CHECKING:
     from streams.app import ResponderStreams
@@ -76,14 +76,7 @@ async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, 
     if not (result.changed and result.incident is not None):
         await acks.add(event, sent)
         return
-    value = result.incident.model_dump_json().encode()
-    partition = table.partition_for_key(key)
-    table.data[key] = value  # later events of this key see it at once
-
-    def write_changelog() -> Any:
-        return table.send_changelog(partition, key, value)
-
-    await acks.add(event, sent, write_changelog)
+    await acks.add(event, sent, table_write(table, key, result.incident.model_dump_json().encode()))
 
 
 def _outcome(result: TriageResult) -> str:
