@@ -296,6 +296,23 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
     if args.exactly_once:
         os.environ["RECORDING_PROCESSING_GUARANTEE"] = "exactly_once"
     worker = RecordingWorker(settings, home, record=record, plan=home / "plan.json")
+    # More worker processes share the partitions (each its own table store); the first
+    # one's RSS is sampled.
+    others = [
+        RecordingWorker(
+            settings.model_copy(
+                update={
+                    "worker": settings.worker.model_copy(
+                        update={"data_dir": str(home / f"worker{n}")}
+                    )
+                }
+            ),
+            home,
+            record=record,
+            plan=home / "plan.json",
+        )
+        for n in range(1, args.workers)
+    ]
     sampler = RssSampler(worker.process.pid)
     sampler.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
@@ -385,7 +402,8 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
     finally:
         await producer.stop()
         await sampler.stop()
-        worker.stop(timeout_s=30)
+        for w in [worker, *others]:
+            w.stop(timeout_s=30)
     trend = sampler.samples
     if trend:
         step = max(1, len(trend) // 12)
@@ -408,6 +426,9 @@ async def main() -> None:
     parser.add_argument("--rss-alerts", type=int, default=0)
     parser.add_argument("--rss-incidents", type=int, default=10_000)
     parser.add_argument("--rss-settle", type=float, default=60.0)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the 4 partitions"
+    )
     parser.add_argument(
         "--rss-drain", type=float, default=3600.0, help="seconds to wait for triage to drain"
     )
