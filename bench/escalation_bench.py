@@ -60,7 +60,7 @@ from e2e_escalation_support import (  # noqa: E402
 from fakes.http import self_signed_cert  # noqa: E402
 from fakes.pagerduty_events import FakePagerDuty  # noqa: E402
 from fakes.slack_api import FakeSlack  # noqa: E402
-from kafka_floor import paced, raw_round_trip  # noqa: E402
+from kafka_floor import paced, private_kafka, raw_round_trip  # noqa: E402
 from recording import RecordingWorker, make_settings  # noqa: E402
 
 from responder.ingest.app import create_app  # noqa: E402
@@ -70,8 +70,8 @@ from responder.logging import configure  # noqa: E402
 from responder.models.alerts import AlertEvent, AlertStatus, incident_key  # noqa: E402
 from responder.models.incidents import incident_id  # noqa: E402
 from responder.models.topics import ALERTS, topic_name  # noqa: E402
-from responder.settings import Settings, StackSettings  # noqa: E402
-from responder.stack.kafka import Kafka, create_topics_async  # noqa: E402
+from responder.settings import Settings  # noqa: E402
+from responder.stack.kafka import create_topics_async  # noqa: E402
 from responder.stack.process import free_port  # noqa: E402
 
 RUNBOOK = """
@@ -281,25 +281,8 @@ async def main() -> None:
     configure(json=True, level="WARNING")
     with tempfile.TemporaryDirectory(prefix="escalation-bench-") as tmp:
         home = Path(tmp)
-        if args.bootstrap:
-            await run(args, args.bootstrap, home)
-            return
-        stack = StackSettings()
-        broker = Kafka(
-            home / "kafka",
-            port=free_port(),
-            controller_port=free_port(),
-            cache_dir=Path(stack.cache_dir).expanduser(),  # noqa: ASYNC240 - start-up only
-            version=stack.kafka_version,
-            heap=stack.kafka_heap,
-            start_timeout_s=stack.start_timeout_s,
-            stop_timeout_s=stack.stop_timeout_s,
-        )
-        broker.start()
-        try:
-            await run(args, broker.bootstrap, home)
-        finally:
-            broker.stop()
+        with private_kafka(args.bootstrap, home) as bootstrap:
+            await run(args, bootstrap, home)
 
 
 if __name__ == "__main__":

@@ -29,18 +29,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka_floor import private_kafka
 
 from responder.models.incidents import IncidentState, IncidentTransition
 from responder.models.topics import ALERTS, INCIDENTS, topic_name
-from responder.settings import StackSettings
-from responder.stack.kafka import Kafka, create_topics_async
+from responder.stack.kafka import create_topics_async
 from responder.stack.process import free_port
 
 RESPONDER = Path(sys.executable).with_name("responder")
@@ -74,27 +74,6 @@ def rss_mib(pid: int) -> float | None:
             if line.startswith("VmRSS:"):
                 return round(int(line.split()[1]) / 1024, 1)
     return None
-
-
-@contextlib.contextmanager
-def private_kafka(bootstrap: str | None, home: Path) -> Iterator[str]:
-    if bootstrap:
-        yield bootstrap
-        return
-    stack = StackSettings()
-    broker = Kafka(
-        home / "kafka",
-        port=free_port(),
-        controller_port=free_port(),
-        cache_dir=Path(stack.cache_dir),
-        version=stack.kafka_version,
-        heap=stack.kafka_heap,
-    )
-    broker.start()
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()
 
 
 class Process:

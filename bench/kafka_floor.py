@@ -1,4 +1,5 @@
-"""The floor every latency figure is read against: paced sends and the raw Kafka round trip.
+"""The floor every latency figure is read against: paced sends, the raw Kafka round trip,
+and the private broker they run on.
 
 Shared by the benches that report "beside the raw produce -> consume round trip on the same
 broker in the same run"; one copy so the baseline is measured the same way everywhere.
@@ -7,10 +8,42 @@ broker in the same run"; one copy so the baseline is measured the same way every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from responder.settings import StackSettings
+from responder.stack.kafka import Kafka
+from responder.stack.process import free_ports
+
+
+@contextlib.contextmanager
+def private_kafka(bootstrap: str | None, home: Path) -> Iterator[str]:
+    """``bootstrap`` when given; else a broker of the bench's own on free loopback ports."""
+    if bootstrap:
+        yield bootstrap
+        return
+    stack = StackSettings()
+    port, controller_port = free_ports(2)
+    broker = Kafka(
+        home / "kafka",
+        port=port,
+        controller_port=controller_port,
+        cache_dir=Path(stack.cache_dir).expanduser(),
+        version=stack.kafka_version,
+        heap=stack.kafka_heap,
+        start_timeout_s=stack.start_timeout_s,
+        stop_timeout_s=stack.stop_timeout_s,
+    )
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
 
 
 async def paced(rate: float, count: int, send: Any) -> float:

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "streams"))
 
-from kafka_floor import paced, raw_round_trip  # noqa: E402
+from kafka_floor import paced, private_kafka, raw_round_trip  # noqa: E402
 from recording import RecordingWorker, read_log  # noqa: E402
 
 from responder.models.alerts import AlertEvent, AlertStatus, incident_key  # noqa: E402
@@ -49,11 +49,9 @@ from responder.settings import (  # noqa: E402
     KafkaSettings,
     RemediationSettings,
     Settings,
-    StackSettings,
     WorkerSettings,
 )
-from responder.stack.kafka import Kafka, create_topics_async  # noqa: E402
-from responder.stack.process import free_port  # noqa: E402
+from responder.stack.kafka import create_topics_async  # noqa: E402
 
 RUNBOOK = """
 apiVersion: responder/v1
@@ -440,25 +438,8 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="remediation-bench-") as tmp:
         home = Path(tmp)
-        if args.bootstrap:
-            await run(args, args.bootstrap, home)
-            return
-        stack = StackSettings()
-        broker = Kafka(
-            home / "kafka",
-            port=free_port(),
-            controller_port=free_port(),
-            cache_dir=Path(stack.cache_dir).expanduser(),  # noqa: ASYNC240 - start-up only
-            version=stack.kafka_version,
-            heap=stack.kafka_heap,
-            start_timeout_s=stack.start_timeout_s,
-            stop_timeout_s=stack.stop_timeout_s,
-        )
-        broker.start()
-        try:
-            await run(args, broker.bootstrap, home)
-        finally:
-            broker.stop()
+        with private_kafka(args.bootstrap, home) as bootstrap:
+            await run(args, bootstrap, home)
 
 
 if __name__ == "__main__":
