@@ -29,7 +29,7 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 from k8s import conftest as kube_fixtures
 from k8s.actions.conftest import deployment_body, rolled_out
-from k8s.support import RESPONDER_NAMESPACE, RESPONDER_SA, eventually
+from k8s.support import allow_pod_reads, eventually
 from kubernetes_asyncio import client as k8s
 from pydantic import SecretStr
 from seed_support import (
@@ -230,53 +230,6 @@ class Seed:
         assert [e.data["action"] for e in started] == expected
         assert [e.data["step"] for e in started] == sorted(e.data["step"] for e in started)
         assert all(e.data["dry_run"] is False and e.data["attempt"] == 1 for e in started)
-
-
-async def allow_pod_reads(admin: k8s.ApiClient, namespace: str) -> None:
-    """The extra Role the local control plane needs (endpoint_source=pods: the API server
-    refuses kwok's loopback addresses in EndpointSlices), bound to the responder's SA."""
-    rbac = k8s.RbacAuthorizationV1Api(admin)
-    await rbac.create_namespaced_role(
-        namespace,
-        {
-            "metadata": {"name": "read-pods"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
-        },
-    )
-    await rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "read-pods"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "read-pods",
-            },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": RESPONDER_SA, "namespace": RESPONDER_NAMESPACE}
-            ],
-        },
-    )
-
-    async def allowed() -> bool | None:
-        review = await k8s.AuthorizationV1Api(admin).create_subject_access_review(
-            {
-                "apiVersion": "authorization.k8s.io/v1",
-                "kind": "SubjectAccessReview",
-                "spec": {
-                    "user": f"system:serviceaccount:{RESPONDER_NAMESPACE}:{RESPONDER_SA}",
-                    "groups": ["system:serviceaccounts", "system:authenticated"],
-                    "resourceAttributes": {
-                        "namespace": namespace,
-                        "verb": "list",
-                        "resource": "pods",
-                    },
-                },
-            }
-        )
-        return True if review.status.allowed else None
-
-    await eventually(allowed, timeout_s=30, what="read-pods binding in effect")
 
 
 @pytest.fixture

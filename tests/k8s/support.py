@@ -57,3 +57,50 @@ def shipped_role_binding(namespace: str) -> dict[str, Any]:
             doc["metadata"]["namespace"] = namespace
             return dict(doc)
     raise AssertionError("rbac.yaml ships no RoleBinding")
+
+
+async def allow_pod_reads(admin: k8s.ApiClient, namespace: str) -> None:
+    """The extra Role the local control plane needs (endpoint_source=pods: the API server
+    refuses kwok's loopback addresses in EndpointSlices), bound to the responder's SA."""
+    rbac = k8s.RbacAuthorizationV1Api(admin)
+    await rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "read-pods"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+        },
+    )
+    await rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "read-pods"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "read-pods",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": RESPONDER_SA, "namespace": RESPONDER_NAMESPACE}
+            ],
+        },
+    )
+
+    async def allowed() -> bool | None:
+        review = await k8s.AuthorizationV1Api(admin).create_subject_access_review(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": f"system:serviceaccount:{RESPONDER_NAMESPACE}:{RESPONDER_SA}",
+                    "groups": ["system:serviceaccounts", "system:authenticated"],
+                    "resourceAttributes": {
+                        "namespace": namespace,
+                        "verb": "list",
+                        "resource": "pods",
+                    },
+                },
+            }
+        )
+        return True if review.status.allowed else None
+
+    await eventually(allowed, timeout_s=30, what="read-pods binding in effect")

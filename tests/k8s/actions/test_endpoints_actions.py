@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from kubernetes_asyncio import client as k8s
 
-from k8s.support import RESPONDER_NAMESPACE, RESPONDER_SA, eventually
+from k8s.support import allow_pod_reads, eventually
 from responder.actions.base import LAST_ACTION_ANNOTATION, Action, ActionContext
 from responder.actions.params import ConnectionsResetParams, ModelReloadParams
 from responder.actions.registry import ActionDeps, build_actions
@@ -56,28 +56,7 @@ async def pod_actions(
     actions_settings: ActionsSettings,
 ) -> AsyncIterator[dict[str, Action]]:
     """The actions with ``endpoint_source: pods``, and the Role that source needs, bound."""
-    rbac = k8s.RbacAuthorizationV1Api(admin_api)
-    await rbac.create_namespaced_role(
-        namespace,
-        {
-            "metadata": {"name": "read-pods"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
-        },
-    )
-    await rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "read-pods"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "read-pods",
-            },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": RESPONDER_SA, "namespace": RESPONDER_NAMESPACE}
-            ],
-        },
-    )
+    await allow_pod_reads(admin_api, namespace)
     deps = ActionDeps.build(
         actions_settings.model_copy(update={"endpoint_source": "pods"}), responder_api
     )

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from kubernetes_asyncio import client as k8s
 
-from k8s.support import RESPONDER_NAMESPACE, RESPONDER_SA, eventually
+from k8s.support import allow_pod_reads, eventually
 from responder.actions.base import Action, ActionContext, ActionResult
 from responder.actions.registry import ActionDeps, build_actions
 from responder.models.target import Target
@@ -45,28 +45,7 @@ async def stack_actions(
 ) -> AsyncIterator[dict[str, Action]]:
     """The catalogue as the worker would run it here: pods as the endpoint source (with the
     Role it needs), the session Redis as the cache."""
-    rbac = k8s.RbacAuthorizationV1Api(admin_api)
-    await rbac.create_namespaced_role(
-        namespace,
-        {
-            "metadata": {"name": "read-pods"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
-        },
-    )
-    await rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "read-pods"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "read-pods",
-            },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": RESPONDER_SA, "namespace": RESPONDER_NAMESPACE}
-            ],
-        },
-    )
+    await allow_pod_reads(admin_api, namespace)
     redis_url = f"{str(redis_server.url).rsplit('/', 1)[0]}/{DB}"
     settings = actions_settings.model_copy(
         update={"endpoint_source": "pods", "redis_urls": {"default": redis_url}}
