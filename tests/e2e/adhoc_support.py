@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from responder.ingest.app import create_app
 from responder.ingest.publisher import KafkaAlertPublisher
-from responder.ingest.wiring import build_chatops
+from responder.ingest.wiring import ChatOpsWiring, build_chatops
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
 from responder.models.topics import ALERTS, AUDIT, topic_name
@@ -78,7 +78,8 @@ def env_of(settings: Settings, groups: tuple[str, ...]) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def ingest_for(settings: Settings) -> AsyncIterator[Client]:
+async def ingest_for(settings: Settings) -> AsyncIterator[tuple[Client, ChatOpsWiring]]:
+    """The real ingest app (Alertmanager webhook + ChatOps) with its Kafka clients, on loopback."""
     publisher = KafkaAlertPublisher(
         settings.kafka,
         topic_name(settings.kafka.topic_prefix, ALERTS),
@@ -92,7 +93,7 @@ async def ingest_for(settings: Settings) -> AsyncIterator[Client]:
     try:
         async with TestClient(TestServer(app, host="127.0.0.1")) as ingest:
             assert await wiring.wait_connected(30), "ingest could not reach the broker"
-            yield ingest
+            yield ingest, wiring
     finally:
         await publisher.stop()
 
@@ -190,7 +191,7 @@ async def start_harness(
         monkeypatch.setenv(name, value)  # the worker subprocess reads its settings from these
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     try:
-        async with ingest_for(settings) as ingest:
+        async with ingest_for(settings) as (ingest, _wiring):
             yield Harness(ingest, slack, settings)
     finally:
         await asyncio.to_thread(worker.stop, timeout_s=30)

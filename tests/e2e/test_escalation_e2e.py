@@ -11,15 +11,15 @@ recording action's file, and the topics.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from adhoc_support import ingest_for
+from aiohttp.test_utils import TestClient
 from e2e_escalation_support import (
     ALICE,
     MALLORY,
@@ -50,15 +50,11 @@ from recording import (
     workers,  # noqa: F401 - fixture
 )
 
-from responder.ingest.app import create_app
-from responder.ingest.publisher import KafkaAlertPublisher
-from responder.ingest.wiring import ChatOpsWiring, build_chatops
 from responder.integrations.base import IncidentPhase
 from responder.integrations.slack.blocks import ACTION_APPROVE
 from responder.integrations.slack.notifier import SlackMessageRef
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
-from responder.models.topics import ALERTS, topic_name
 from responder.settings import Settings
 from streams.notify import SLACK_TABLE
 
@@ -74,27 +70,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float) -> 
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(0.2)  # polling interval, bounded by the deadline
-
-
-@contextlib.asynccontextmanager
-async def ingest_for(settings: Settings) -> AsyncIterator[tuple[Client, ChatOpsWiring]]:
-    """The real ingest app (Alertmanager webhook + ChatOps) with its Kafka clients, on loopback."""
-    publisher = KafkaAlertPublisher(
-        settings.kafka,
-        topic_name(settings.kafka.topic_prefix, ALERTS),
-        retry_after_s=settings.ingest.retry_after_s,
-    )
-    wiring = build_chatops(settings)
-    assert wiring is not None
-    app = create_app(settings.ingest, publisher)
-    wiring.mount(app)
-    await publisher.start()
-    try:
-        async with TestClient(TestServer(app, host="127.0.0.1")) as ingest:
-            assert await wiring.wait_connected(30), "ingest could not reach the broker"
-            yield ingest, wiring
-    finally:
-        await publisher.stop()
 
 
 def prepare(
