@@ -64,7 +64,6 @@ class _InFlight:
 class _Entry:
     dues: tuple[_Due, ...]
     inflight: tuple[_InFlight, ...]
-    stages: tuple[Stage, ...]
 
 
 def _entry(state: TargetState) -> _Entry:
@@ -79,7 +78,7 @@ def _entry(state: TargetState) -> _Entry:
             inflight.append(_InFlight(run.id, run.stage, run.step, run.attempt, "action"))
         elif run.stage is Stage.VERIFYING and run.polling:
             inflight.append(_InFlight(run.id, run.stage, run.step, run.attempt, "verify"))
-    return _Entry(tuple(dues), tuple(inflight), tuple(run.stage for run in state.runs.values()))
+    return _Entry(tuple(dues), tuple(inflight))
 
 
 @dataclass
@@ -92,6 +91,9 @@ class DeadlineScanner:
     rescan_interval_s: float
     resume_grace_s: float
     _index: dict[str, _Entry] = field(default_factory=dict)
+    """Targets with a deadline or a step in flight: what each tick walks."""
+    _stages: dict[str, tuple[Stage, ...]] = field(default_factory=dict)
+    """Every target's incidents' stages, for the incidents-by-stage gauge (not walked by ticks)."""
     _published: dict[_Due, float] = field(default_factory=dict)
     _orphan_since: dict[_InFlight, float] = field(default_factory=dict)
     _resumed: set[_InFlight] = field(default_factory=set)
@@ -99,35 +101,46 @@ class DeadlineScanner:
 
     def update(self, key: str, state: TargetState) -> None:
         """The agent wrote ``state`` for ``key``."""
+        self._put(self._index, self._stages, key, state)
+
+    @staticmethod
+    def _put(
+        index: dict[str, _Entry], stages: dict[str, tuple[Stage, ...]], key: str, state: TargetState
+    ) -> None:
         entry = _entry(state)
-        if entry.stages:
-            self._index[key] = entry
+        if entry.dues or entry.inflight:
+            index[key] = entry
         else:
-            self._index.pop(key, None)
+            index.pop(key, None)
+        if state.runs:
+            stages[key] = tuple(run.stage for run in state.runs.values())
+        else:
+            stages.pop(key, None)
 
     def stages(self) -> list[Stage]:
         """The stage of every incident under remediation in this worker's partitions."""
-        return [stage for entry in self._index.values() for stage in entry.stages]
+        return [stage for per_target in self._stages.values() for stage in per_target]
 
     def invalidate(self) -> None:
         """Partitions moved: forget what may not be ours any more, rescan on the next tick."""
         self._index.clear()
+        self._stages.clear()
         self._orphan_since.clear()
         self._resumed.clear()  # tasks were cancelled on revoke: what is still ours resumes again
         self._next_scan = 0.0
 
     def rescan(self) -> None:
         index: dict[str, _Entry] = {}
+        stages: dict[str, tuple[Stage, ...]] = {}
         for raw_key, raw_value in list(self.table.items()):
             try:
                 state = TargetState.model_validate_json(raw_value)
             except ValidationError:
                 log.error("remediation.bad_record", key=raw_key)
                 continue
-            entry = _entry(state)
-            if entry.stages:
-                index[raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)] = entry
-        self._index = index
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            self._put(index, stages, key, state)
+        self._index, self._stages = index, stages
 
     async def tick(self) -> None:
         mono = time.monotonic()

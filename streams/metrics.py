@@ -41,8 +41,11 @@ class WorkerMetrics:
             ["outcome"],
             registry=registry,
         )
-        for outcome in ("opened", "resolved", "updated", "duplicate", "invalid"):
-            self.alerts.labels(outcome=outcome)
+        self.alert_outcomes = {
+            outcome: self.alerts.labels(outcome=outcome)
+            for outcome in ("opened", "resolved", "updated", "duplicate", "invalid")
+        }
+        """Per-outcome children, looked up once: triage counts every alert."""
         self.action_seconds = Histogram(
             "responder_worker_action_seconds",
             "Remediation action executions, start to result, by action and outcome "

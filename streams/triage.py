@@ -45,7 +45,7 @@ async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, 
     except ValidationError as exc:
         # Retrying cannot fix it; skipping keeps the partition moving. Ingest never writes one.
         log.error("triage.invalid_alert", key=key, error=str(exc))
-        streams.metrics.alerts.labels(outcome="invalid").inc()
+        streams.metrics.alert_outcomes["invalid"].inc()
         await acks.add(event)
         return
     if key != alert.incident_key.encode():
@@ -53,7 +53,7 @@ async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, 
     stored = table.get(key)
     current = Incident.model_validate_json(stored) if stored is not None else None
     result = apply_alert(current, alert, now=streams.clock())
-    streams.metrics.alerts.labels(outcome=_outcome(result)).inc()
+    streams.metrics.alert_outcomes[_outcome(result)].inc()
     # Transitions first, then the table, each acknowledged by the broker before the event
     # is (OrderedAcks). A crash in between replays the event: the table still lacks it, so
     # the same transition (same incident id and seq) is published again rather than lost.
