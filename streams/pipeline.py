@@ -103,7 +103,7 @@ class OrderedAcks:
         self._last_issued = issued
 
     async def drain(self) -> None:
-        """Wait until every event handed over so far is acknowledged (tests, shutdown)."""
+        """Wait until every event handed over so far is acknowledged (tests)."""
         if self._last is not None:
             await asyncio.shield(self._last)
 
