@@ -3,7 +3,8 @@
 A topic first touched by a send is auto-created with the broker's default partition
 count, and a consumer group subscribed to a missing topic ignores it until its next
 metadata refresh (minutes). So each process creates what it needs, with the configured
-partitions, before it starts: the worker all of them, ingest the ones it writes.
+partitions, before it starts: the worker all of them (``responder.models.topics.TOPICS``
+and its tables' changelogs, compacted), ingest the ones it writes.
 """
 
 from __future__ import annotations
@@ -13,20 +14,16 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from responder.engine.topics import COMMANDS, NOTIFICATIONS, REMEDIATION, REPLIES, ROUTES
-from responder.models.topics import ALERTS, AUDIT, INCIDENTS, topic_name
+from responder.models.topics import TOPICS, topic_name
 from responder.settings import KafkaSettings
 
 TOPIC_ALREADY_EXISTS = 36
 """Kafka's error code for a create of a topic that is there: success, for us."""
 
-ALL_TOPICS = (ALERTS, INCIDENTS, AUDIT, REMEDIATION, COMMANDS, ROUTES, NOTIFICATIONS, REPLIES)
-"""Every topic the worker consumes or produces (table changelogs are Faust's own)."""
-
 
 def all_topic_names(settings: KafkaSettings) -> list[str]:
     """The full names of every topic of this deployment (``responder.alerts``, ...)."""
-    return [topic_name(settings.topic_prefix, name) for name in ALL_TOPICS]
+    return [topic_name(settings.topic_prefix, name) for name in TOPICS]
 
 
 async def ensure_topics(

@@ -4,8 +4,9 @@ Actions (Kubernetes, Redis, plain HTTP targets) and integrations (PagerDuty,
 Slack) both call HTTP APIs, but the layers keep them from importing each other,
 so the rule they share lives here, beside ``responder/errors.py``, where both
 can reach it (Alertmanager's ``Retrier.Check`` is the model). Each family keeps
-its own extras in its own module: Kubernetes conflicts and RBAC sentences in
-``responder/actions/retry.py``, SDK error shapes in the integrations.
+its own extras in its own module: the actions' classifier and backoff loop (Kubernetes
+conflicts, RBAC sentences) in ``responder/actions/retry.py``; the integrations import
+this module directly and keep SDK error shapes beside the SDK calls.
 """
 
 from __future__ import annotations

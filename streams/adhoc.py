@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -38,7 +38,6 @@ from pydantic import ValidationError
 from responder.actions.base import ActionContext, ActionResult
 from responder.actions.params import ACTION_PARAMS
 from responder.engine.model import ReplyToCommand
-from responder.engine.topics import COMMANDS, REPLIES
 from responder.errors import PermanentError, ResponderError, TemporaryError
 from responder.integrations.alertmanager.silences import (
     AlertmanagerSilences,
@@ -50,13 +49,10 @@ from responder.integrations.alertmanager.silences import (
 from responder.models.commands import Command, CommandKind
 from responder.models.incidents import AuditEvent
 from responder.models.target import Target
-from responder.models.topics import topic_name
+from responder.models.topics import COMMANDS, REPLIES
 from responder.settings import AdhocSettings, Settings
+from streams.context import ResponderStreams
 from streams.effects import ActionProvider
-from streams.remediate import RAW_SCHEMA
-
-if TYPE_CHECKING:
-    from streams.app import ResponderStreams
 
 log = structlog.get_logger(__name__)
 
@@ -325,36 +321,31 @@ def register_adhoc(
     streams: ResponderStreams, settings: Settings, actions: ActionProvider
 ) -> AdhocStreams:
     """Attach the ``adhoc-commands`` agent to ``responder.commands``."""
-    app, kafka, conf = streams.app, settings.kafka, settings.adhoc
-
-    def topic(name: str) -> Any:
-        return app.topic(
-            topic_name(kafka.topic_prefix, name), partitions=kafka.partitions, schema=RAW_SCHEMA
-        )
-
-    commands, replies = topic(COMMANDS), topic(REPLIES)
+    app, conf = streams.app, settings.adhoc
+    commands, replies = streams.topic(COMMANDS), streams.topic(REPLIES)
     silences = AlertmanagerSilences(conf.alertmanager_url, timeout_s=conf.alertmanager_timeout_s)
     executor = AdhocExecutor(actions=actions, silences=silences, settings=conf, now=streams.clock)
 
     async def publish(command: Command, outcome: Outcome) -> None:
-        """Audit and reply, and return once the broker has both."""
+        """Audit and reply, both keyed by the command's ad-hoc id; return once the broker has both."""
+        about = adhoc_id(command.idempotency_key)
         audit = AuditEvent(
             kind=outcome.kind,
-            incident_id=adhoc_id(command.idempotency_key),
+            incident_id=about,
             incident_key="",
             at=streams.clock(),
             data=outcome.data | {"ok": outcome.ok, "reply": outcome.reply[:2000]},
         )
-        key = command.idempotency_key.encode()
-        pending = [await streams.audit.send(key=key, value=audit.model_dump_json().encode())]
+        pending = [await streams.send_audit(audit)]
         if command.reply_to:
             reply = ReplyToCommand(
-                incident_id=adhoc_id(command.idempotency_key),
+                incident_id=about,
                 url=command.reply_to,
                 text=outcome.reply,
                 idempotency_key=command.idempotency_key,
             )
-            pending.append(await replies.send(key=key, value=reply.model_dump_json().encode()))
+            value = reply.model_dump_json().encode()
+            pending.append(await replies.send(key=about.encode(), value=value))
         await asyncio.gather(*pending)
 
     async def handle(stream: Any) -> None:

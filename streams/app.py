@@ -1,77 +1,33 @@
-"""The Faust application: every topic and table declared once, and the agents wired to them.
+"""The Faust application: the app, its shared topics and table, and every agent attached.
 
 Built by a factory rather than at import time, so the CLI, tests and benches can each run
 an app with their own settings (topic prefix, app id, store) against the same broker.
-Topics carry raw bytes: the values are the domain's pydantic JSON, so nothing in the
-domain core depends on Faust's record types.
+The topics and tables are those of ``responder.models.topics``, declared on the app by
+``streams.context``; each agent module's ``register_*`` receives the app context
+(``streams.context.ResponderStreams``) and declares what only it uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
-from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE, topic_name
+from responder.clock import UtcClock, utc_now
+from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE
 from responder.settings import Settings
+from streams.adhoc import register_adhoc
+from streams.context import ResponderStreams, declare_table, declare_topic
 from streams.metrics import WorkerMetrics
+from streams.notify import register_notify
 from streams.offsets import CappedTransport, ProcessedOffsets
-from streams.pipeline import OrderedAcks
+from streams.remediate import RemediationRuntime, register_remediation
+from streams.triage import register_triage
 
 if TYPE_CHECKING:
     from responder.engine.model import Stage
-    from streams.remediate import RemediationRuntime
-
-Clock = Callable[[], datetime]
-Handler = Callable[[OrderedAcks, Any], Awaitable[None]]
-
-RAW: Any = faust.Schema(
-    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-)
-"""Keys are incident keys, values the domain's pydantic JSON: Faust moves bytes only."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ResponderStreams:
-    """The app and what hangs off it; agents receive this rather than reaching for globals."""
-
-    app: faust.App
-    alerts: Any  # faust.TopicT: untyped library
-    incidents: Any
-    audit: Any
-    incidents_table: Any  # faust.Table[bytes, bytes]: key = incident key, value = Incident JSON
-    clock: Clock
-    metrics: WorkerMetrics
-    offsets: ProcessedOffsets
-    in_flight: int
-
-    def pipelined_agent(self, topic: Any, name: str, handle: Handler) -> Any:
-        """Attach agent ``name`` on ``topic``: ``handle(acks, event)`` per event, in order.
-
-        Concurrency 1 (faust-streaming can commit past a message still in flight with more,
-        issue 606); manual acknowledgement through ``OrderedAcks``, so the agent takes the
-        next event while the last one's writes travel, and commits of ``topic`` never pass
-        what it finished (``streams.offsets``).
-        """
-        self.offsets.manage(topic.topics)
-
-        async def agent(stream: Any) -> None:
-            manual = stream.noack()
-            acks = OrderedAcks(
-                self.app, manual, max_in_flight=self.in_flight, name=name, offsets=self.offsets
-            )
-            async for event in manual.events():
-                await handle(acks, event)
-
-        return self.app.agent(topic, name=name, concurrency=1)(agent)
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -81,15 +37,10 @@ def _broker_urls(bootstrap: str) -> list[str]:
 def create_streams(
     settings: Settings,
     *,
-    clock: Clock = utc_now,
+    clock: UtcClock = utc_now,
     remediation: RemediationRuntime | None = None,
 ) -> ResponderStreams:
-    """The Faust app with its topics, the ``incidents`` table and the triage agent."""
-    from streams.adhoc import register_adhoc
-    from streams.notify import register_notify
-    from streams.remediate import register_remediation
-    from streams.triage import register_triage  # agents import this module's dataclass
-
+    """The Faust app with every topic, table and agent of the worker."""
     kafka, worker = settings.kafka, settings.worker
     app = faust.App(
         worker.app_id,
@@ -112,32 +63,13 @@ def create_streams(
     offsets = ProcessedOffsets()
     app.transport = CappedTransport(app.conf.broker_consumer, app, processed=offsets)
 
-    def topic(name: str) -> Any:
-        # internal=True: Faust creates the topic with these partitions when the worker
-        # subscribes. Otherwise a topic first written by a send is auto-created with the
-        # broker's num.partitions, and a missing subscribed topic is ignored until the
-        # consumer's next metadata refresh (minutes).
-        return app.topic(
-            topic_name(kafka.topic_prefix, name),
-            partitions=kafka.partitions,
-            schema=RAW,
-            internal=True,
-        )
-
     streams = ResponderStreams(
         app=app,
-        alerts=topic(ALERTS),
-        incidents=topic(INCIDENTS),
-        audit=topic(AUDIT),
-        # The changelog is compacted and gets the source topic's partition count, which
-        # Faust requires to recover a partition's table from its changelog.
-        incidents_table=app.Table(
-            INCIDENTS_TABLE,
-            partitions=kafka.partitions,
-            key_type=bytes,  # bytes keys and values make Faust pick the raw codec
-            value_type=bytes,
-            help="Current incident per incident key (JSON of responder.models.incidents.Incident).",
-        ),
+        kafka=kafka,
+        alerts=declare_topic(app, kafka, ALERTS),
+        incidents=declare_topic(app, kafka, INCIDENTS),
+        audit=declare_topic(app, kafka, AUDIT),
+        incidents_table=declare_table(app, kafka, INCIDENTS_TABLE),
         clock=clock,
         metrics=WorkerMetrics(CollectorRegistry()),
         offsets=offsets,

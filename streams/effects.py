@@ -45,6 +45,7 @@ from responder.engine.model import (
 from responder.errors import ResponderError
 from responder.models.incidents import AuditEvent
 from responder.models.target import Target
+from responder.models.topics import audit_key
 from responder.settings import ActionsSettings, RemediationSettings
 from streams.metrics import WorkerMetrics
 
@@ -170,9 +171,7 @@ class EffectRunner:
             )
         if isinstance(effect, Audit):
             e = effect.event
-            return await out.audit.send(
-                key=e.incident_key.encode(), value=e.model_dump_json().encode()
-            )
+            return await out.audit.send(key=audit_key(e), value=e.model_dump_json().encode())
         if isinstance(effect, ReplyToCommand) and out.replies is not None:
             return await out.replies.send(
                 key=effect.incident_id.encode(), value=effect.model_dump_json().encode()

@@ -1,7 +1,7 @@
 """The notify agent: ``responder.notifications`` to Slack and PagerDuty, delivered once, never stuck.
 
-The remediation engine publishes one ``Notification`` per transition, keyed by incident id
-(``streams.effects.EffectRunner.publish``). This agent decides who hears about it (routing,
+The remediation engine publishes one ``Notification`` per incident phase, keyed by incident
+id (its ``Notify`` effect, sent by ``streams.effects.EffectRunner.issue``). This agent decides who hears about it (routing,
 :func:`recipients`) and hands it to the notifiers of ``responder.integrations`` (delivery).
 
 - **Memory per incident in tables.** Slack's message ``ts`` and the PagerDuty routing key
@@ -32,14 +32,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from faust.streams import current_event
 from pydantic import BaseModel, ValidationError
 
 from responder.engine.model import ReplyToCommand
-from responder.engine.topics import NOTIFICATIONS, REPLIES
 from responder.errors import PermanentError, TemporaryError
 from responder.integrations.base import (
     DeliveryResult,
@@ -55,19 +54,11 @@ from responder.integrations.seen import SeenCache
 from responder.integrations.slack.notifier import SlackMessageRef
 from responder.integrations.slack.reply import ResponseUrlReplier
 from responder.models.incidents import AuditEvent
-from responder.models.topics import topic_name
+from responder.models.topics import NOTIFICATIONS, PAGERDUTY_TABLE, REPLIES, SLACK_TABLE
 from responder.settings import NotifySettings, Settings
-from streams.remediate import RAW_SCHEMA, as_current
-
-if TYPE_CHECKING:
-    from streams.app import ResponderStreams
+from streams.context import ResponderStreams, as_current
 
 log = structlog.get_logger(__name__)
-
-SLACK_TABLE = "notify-slack-messages"
-"""Incident id -> ``SlackMessageRef`` JSON (changelog ``<app id>-notify-slack-messages-changelog``)."""
-PAGERDUTY_TABLE = "notify-pagerduty"
-"""Incident id -> ``PagedIncident`` JSON."""
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -254,18 +245,13 @@ def register_notify(
     factory: NotifierFactory | None = None,
 ) -> NotifyStreams | None:
     """Declare the notify tables and attach the agent; None when no notifier is enabled."""
-    app, kafka = streams.app, settings.kafka
+    app = streams.app
     if factory is None and not (settings.slack.enabled or settings.pagerduty.enabled):
         log.info("notify.disabled", reason="neither slack nor pagerduty is enabled")
         return None  # no tables, no agent: nothing would read them
 
-    def table(name: str, help_text: str) -> Any:
-        return app.Table(
-            name, partitions=kafka.partitions, key_type=bytes, value_type=bytes, help=help_text
-        )
-
-    slack_table = table(SLACK_TABLE, "Incident id -> SlackMessageRef JSON (message ts).")
-    pagerduty_table = table(PAGERDUTY_TABLE, "Incident id -> PagedIncident JSON (routing key).")
+    slack_table = streams.table(SLACK_TABLE)
+    pagerduty_table = streams.table(PAGERDUTY_TABLE)
     deps = NotifierDeps(
         slack_store=TableStore(slack_table, SlackMessageRef),
         pagerduty_store=TableStore(pagerduty_table, PagedIncident),
@@ -275,17 +261,7 @@ def register_notify(
         log.info("notify.disabled", reason="neither slack nor pagerduty is enabled")
         return None
 
-    def topic(name: str) -> Any:
-        # internal=True: created with these partitions when the worker subscribes, so the
-        # agent does not wait for a metadata refresh if nothing was sent to it yet.
-        return app.topic(
-            topic_name(kafka.topic_prefix, name),
-            partitions=kafka.partitions,
-            schema=RAW_SCHEMA,
-            internal=True,
-        )
-
-    notifications = topic(NOTIFICATIONS)
+    notifications = streams.topic(NOTIFICATIONS)
 
     async def audit(n: Notification, failure: Failure) -> None:
         event = AuditEvent(
@@ -302,11 +278,7 @@ def register_notify(
                 "phase": n.phase.value,
             },
         )
-        await (
-            await streams.audit.send(
-                key=n.incident_id.encode(), value=event.model_dump_json().encode()
-            )
-        )
+        await (await streams.send_audit(event))
 
     deliverer = Deliverer(
         notifiers=notifiers,
@@ -371,7 +343,7 @@ def register_notify(
             await asyncio.gather(*pending)
 
     if deliverer.replier is not None:
-        app.agent(topic(REPLIES), name="command-replies", concurrency=1)(reply)
+        app.agent(streams.topic(REPLIES), name="command-replies", concurrency=1)(reply)
 
     async def _close(*_: Any, **__: Any) -> None:
         for notifier in notifiers.values():

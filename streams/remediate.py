@@ -21,22 +21,21 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import faust
 import structlog
-from faust.streams import _current_event
 from pydantic import ValidationError
 
 from responder.actions.base import Action
 from responder.engine.machine import EngineConfig, decide
 from responder.engine.model import EVENT_ADAPTER, Event, RouteEntry, TargetState
 from responder.engine.routing import Routed, command_event, route_transition
-from responder.engine.topics import (
+from responder.errors import ConfigError
+from responder.models.commands import Command
+from responder.models.incidents import AuditEvent, IncidentTransition
+from responder.models.topics import (
     COMMANDS,
     NOTIFICATIONS,
     REMEDIATION,
@@ -45,42 +44,17 @@ from responder.engine.topics import (
     ROUTES,
     ROUTES_TABLE,
 )
-from responder.errors import ConfigError
-from responder.models.commands import Command
-from responder.models.incidents import AuditEvent, IncidentTransition
-from responder.models.topics import topic_name
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.models import Runbook
 from responder.runbooks.reload import RunbookStore
 from responder.settings import Settings
 from streams.commands import CommandRouter
+from streams.context import ResponderStreams
 from streams.effects import ActionProvider, EffectRunner, Outbound
 from streams.escalation import DeadlineScanner
 from streams.pipeline import OrderedAcks, table_write
 
-if TYPE_CHECKING:
-    from streams.app import ResponderStreams
-
 log = structlog.get_logger(__name__)
-
-RAW_SCHEMA: Any = faust.Schema(
-    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-)
-"""Keys are target keys or incident ids; values the engine's pydantic JSON."""
-
-
-@contextmanager
-def as_current(event: Any) -> Iterator[None]:
-    """Make ``event`` Faust's current event (tables pick the partition of a key from it).
-
-    Inside a ``take_events`` batch, Faust's current event is whichever came last; a table
-    read or write for an earlier event of the batch must name that event's partition.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 class RunbookSource:
@@ -181,29 +155,15 @@ def register_remediation(
 ) -> RemediationStreams:
     """Declare remediation's topics and tables on the app and attach its agents and timer."""
     runtime = runtime or RemediationRuntime()
-    app, kafka, conf = streams.app, settings.kafka, settings.remediation
+    app, conf = streams.app, settings.remediation
 
-    def topic(*names: str) -> Any:
-        return app.topic(
-            *(topic_name(kafka.topic_prefix, n) for n in names),
-            partitions=kafka.partitions,
-            schema=RAW_SCHEMA,
-        )
-
-    def table(name: str, help_text: str) -> Any:
-        return app.Table(
-            name, partitions=kafka.partitions, key_type=bytes, value_type=bytes, help=help_text
-        )
-
-    remediation = topic(REMEDIATION)
-    commands_in = topic(COMMANDS, ROUTES)
-    routes = topic(ROUTES)
-    notifications = topic(NOTIFICATIONS)
-    commands = topic(COMMANDS)
-    state_table = table(
-        REMEDIATION_TABLE, "Target key -> TargetState JSON (responder.engine.model)."
-    )
-    routes_table = table(ROUTES_TABLE, "Incident id -> target key.")
+    remediation = streams.topic(REMEDIATION)
+    commands_in = streams.topic(COMMANDS, ROUTES)
+    routes = streams.topic(ROUTES)
+    notifications = streams.topic(NOTIFICATIONS)
+    commands = streams.topic(COMMANDS)
+    state_table = streams.table(REMEDIATION_TABLE)
+    routes_table = streams.table(ROUTES_TABLE)
     runbooks = runtime.runbooks or RunbookSource.from_directory(conf.runbooks_dir)
     engine_config = EngineConfig(global_dry_run=conf.dry_run)
 
@@ -217,7 +177,10 @@ def register_remediation(
         actions=runtime.actions or production_actions(settings),
         send=send,
         outbound=Outbound(
-            notifications=notifications, audit=streams.audit, routes=routes, replies=topic(REPLIES)
+            notifications=notifications,
+            audit=streams.audit,
+            routes=routes,
+            replies=streams.topic(REPLIES),
         ),
         metrics=streams.metrics,
     )
@@ -229,7 +192,7 @@ def register_remediation(
         rescan_interval_s=conf.rescan_interval_s,
         resume_grace_s=conf.resume_grace_s,
     )
-    routes_name = topic_name(kafka.topic_prefix, ROUTES)
+    routes_name = streams.topic_name(ROUTES)
 
     async def route_incidents(acks: OrderedAcks, event: Any) -> None:
         await acks.add(event, await _route(event.value))
@@ -260,7 +223,7 @@ def register_remediation(
         )
 
     async def audit(event: AuditEvent) -> None:
-        await (await streams.audit.send(key=b"", value=event.model_dump_json().encode()))
+        await (await streams.send_audit(event))
 
     def lookup(incident_id: str) -> str | None:
         target_key = routes_table.get(incident_id.encode())

@@ -8,7 +8,7 @@ crash would lose it. One partition owns one incident key, so ordering per incide
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -16,10 +16,8 @@ from pydantic import ValidationError
 from responder.models.alerts import AlertEvent
 from responder.models.incidents import AuditEvent, Incident, IncidentState
 from responder.models.triage import TriageResult, apply_alert
+from streams.context import ResponderStreams
 from streams.pipeline import OrderedAcks, table_write
-
-if TYPE_CHECKING:
-    from streams.app import ResponderStreams
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +70,7 @@ async def _triage_one(streams: ResponderStreams, table: Any, acks: OrderedAcks, 
         sent.append(
             await streams.incidents.send(key=key, value=transition.model_dump_json().encode())
         )
-        sent.append(await streams.audit.send(key=key, value=audit.model_dump_json().encode()))
+        sent.append(await streams.send_audit(audit))
     if not (result.changed and result.incident is not None):
         await acks.add(event, sent)
         return

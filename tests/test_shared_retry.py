@@ -8,7 +8,7 @@ import pytest
 
 from responder.actions.retry import Operation, RetryPolicy, classify_status
 from responder.errors import TemporaryError
-from responder.integrations import retry as integrations_retry
+from responder.integrations.pagerduty import events as pagerduty_events
 from responder.retry import full_jitter_delay, is_retryable_status, retry_after_seconds
 
 
@@ -27,8 +27,8 @@ def test_actions_retry_whatever_the_shared_rule_retries(status: int) -> None:
 
 
 def test_integrations_use_the_shared_rule() -> None:
-    assert integrations_retry.is_retryable_status is is_retryable_status
-    assert integrations_retry.full_jitter_delay is full_jitter_delay
+    assert pagerduty_events.is_retryable_status is is_retryable_status
+    assert pagerduty_events.full_jitter_delay is full_jitter_delay
 
 
 def test_action_backoff_is_the_shared_full_jitter() -> None:

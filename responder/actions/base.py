@@ -9,7 +9,6 @@ needs about the world (API clients, settings) is given to its constructor.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -17,36 +16,12 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from responder.clock import Clock, SystemClock
 from responder.errors import TemporaryError
 from responder.models.target import Target
 
 #: Annotation on the Kubernetes object an action changed: JSON with the key and a result summary.
 LAST_ACTION_ANNOTATION = "responder.musearoo.io/last-action"
-
-
-class Clock(Protocol):
-    """Time as actions see it: injectable so tests control timestamps and deadlines.
-
-    The same shape as ``responder.integrations.base.Clock`` so one clock object serves both.
-    """
-
-    def now(self) -> float:
-        """Wall-clock seconds since the epoch (timestamps written into objects)."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary origin that never goes back (for deadlines and durations)."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @dataclass(frozen=True)

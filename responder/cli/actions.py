@@ -89,8 +89,9 @@ async def _run(
     from kubernetes_asyncio import client as k8s
     from kubernetes_asyncio.config import new_client_from_config
 
-    from responder.actions.base import ActionContext, SystemClock
+    from responder.actions.base import ActionContext
     from responder.actions.registry import ActionDeps, build_actions
+    from responder.clock import SystemClock
     from responder.settings import get_settings
 
     # Redis/HTTP actions never call the API: they need no kubeconfig.

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from responder.engine.topics import COMMANDS, REMEDIATION_TABLE
 from responder.models.commands import Actor, Command, CommandKind, CommandSource, IncidentId
-from responder.models.topics import topic_name
+from responder.models.topics import COMMANDS, REMEDIATION_TABLE, topic_name
 from responder.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
 
 def changelog_topic(settings: Settings) -> str:
-    return f"{settings.worker.app_id}-{REMEDIATION_TABLE}-changelog"
+    return REMEDIATION_TABLE.changelog(settings.worker.app_id)
 
 
 async def read_states(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, TargetState]:

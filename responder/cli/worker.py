@@ -9,7 +9,7 @@ import click
 
 if TYPE_CHECKING:
     from responder.settings import Settings
-    from streams.app import ResponderStreams
+    from streams.context import ResponderStreams
 
 
 def ensure_worker_topics(streams: ResponderStreams, settings: Settings) -> None:

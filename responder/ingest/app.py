@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
+from responder.clock import UtcClock, utc_now
 from responder.errors import TemporaryError
 from responder.ingest.auth import authorized
 from responder.ingest.metrics import IngestMetrics
@@ -31,20 +31,15 @@ from responder.settings import IngestSettings
 
 log = structlog.get_logger(__name__)
 
-Clock = Callable[[], datetime]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PUBLISHER: web.AppKey[AlertPublisher] = web.AppKey("publisher", AlertPublisher)
 METRICS: web.AppKey[IngestMetrics] = web.AppKey("metrics", IngestMetrics)
 SETTINGS: web.AppKey[IngestSettings] = web.AppKey("settings", IngestSettings)
-CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+CLOCK: web.AppKey[UtcClock] = web.AppKey("clock")
 KEYER: web.AppKey[IncidentKeyer] = web.AppKey("keyer")
 
 MAX_REPORTED_ERRORS = 10
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _error(status: int, message: str, **extra: object) -> web.Response:
@@ -148,7 +143,7 @@ def create_app(
     publisher: AlertPublisher,
     *,
     registry: CollectorRegistry | None = None,
-    clock: Clock = utc_now,
+    clock: UtcClock = utc_now,
     keyer: IncidentKeyer = label_incident_key,
 ) -> web.Application:
     """The ingest application; the caller owns the publisher's start and stop."""

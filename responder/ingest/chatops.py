@@ -34,14 +34,13 @@ from aiohttp import web
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from responder.clock import Clock, SystemClock
 from responder.errors import PermanentError, TemporaryError
 from responder.integrations.base import (
     AuditOutcome,
     AuditSink,
-    Clock,
     InboundAudit,
     IncidentSummary,
-    SystemClock,
 )
 from responder.integrations.pagerduty.webhooks import (
     SIGNATURE_HEADER,

@@ -34,7 +34,6 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from responder.actions.registry import ACTIONS
-from responder.engine.topics import COMMANDS, NOTIFICATIONS
 from responder.ingest.chatops import ChatOps
 from responder.ingest.publisher import KafkaAlertPublisher
 from responder.integrations.base import (
@@ -46,7 +45,7 @@ from responder.integrations.base import (
 from responder.integrations.slack.notifier import build_web_client
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
-from responder.models.topics import AUDIT, topic_name
+from responder.models.topics import AUDIT, COMMANDS, NOTIFICATIONS, Topic, topic_name
 from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -265,9 +264,11 @@ def build_chatops(settings: Settings) -> ChatOpsWiring | None:
     if slack.signing_secret is None and not pagerduty.webhook_secrets:
         return None
 
-    def publisher(name: str) -> KafkaAlertPublisher:
+    def publisher(topic: Topic) -> KafkaAlertPublisher:
         return KafkaAlertPublisher(
-            kafka, topic_name(kafka.topic_prefix, name), retry_after_s=settings.ingest.retry_after_s
+            kafka,
+            topic_name(kafka.topic_prefix, topic),
+            retry_after_s=settings.ingest.retry_after_s,
         )
 
     commands, audit = publisher(COMMANDS), publisher(AUDIT)

@@ -9,7 +9,6 @@ cannot; it never posts twice for the same ``Notification.idempotency_key``.
 from __future__ import annotations
 
 import asyncio
-import time
 import zlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -19,29 +18,6 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from responder.models.commands import IncidentId
-
-
-class Clock(Protocol):
-    """Seconds, injectable so rate limits, replay windows and TTLs are tested without sleeping."""
-
-    def now(self) -> float:
-        """Wall-clock seconds since the epoch (Slack timestamps are compared to this)."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary origin that never goes backwards (limiters, TTLs)."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
 
 Sleep = Callable[[float], Awaitable[None]]
 """``asyncio.sleep`` in production; a recorder in tests."""

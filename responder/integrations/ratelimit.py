@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from responder.integrations.base import Clock, Sleep, SystemClock, default_sleep
+from responder.clock import Clock, SystemClock
+from responder.integrations.base import Sleep, default_sleep
 
 
 class SlidingWindowLimiter:

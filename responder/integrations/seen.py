@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from responder.integrations.base import Clock, SystemClock
+from responder.clock import Clock, SystemClock
 
 
 class SeenCache:

@@ -27,7 +27,7 @@ from responder.ingest.publisher import KafkaAlertPublisher
 from responder.ingest.wiring import ChatOpsWiring, build_chatops
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
-from responder.models.topics import ALERTS, AUDIT, topic_name
+from responder.models.topics import ALERTS, AUDIT, COMMANDS, topic_name
 from responder.settings import (
     ActionsSettings,
     AdhocSettings,
@@ -123,7 +123,7 @@ class Harness:
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap)
         await producer.start()
         try:
-            topic = topic_name(self.settings.kafka.topic_prefix, "commands")
+            topic = topic_name(self.settings.kafka.topic_prefix, COMMANDS)
             await producer.send_and_wait(topic, command.model_dump_json().encode(), key=b"")
         finally:
             await producer.stop()

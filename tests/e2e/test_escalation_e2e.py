@@ -55,8 +55,8 @@ from responder.integrations.slack.blocks import ACTION_APPROVE
 from responder.integrations.slack.notifier import SlackMessageRef
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
+from responder.models.topics import SLACK_TABLE
 from responder.settings import Settings
-from streams.notify import SLACK_TABLE
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -376,7 +376,7 @@ async def test_a_restarted_worker_neither_posts_again_nor_forgets_the_message(
     changelogs in a fresh data dir, gets the redelivered notifications and the next
     transition, and edits the same message: one message, one thread reply per transition."""
     settings = prepare(kafka, tmp_path, fake_slack, fake_pd, tls_cert, monkeypatch, {})
-    changelog = f"{settings.worker.app_id}-{SLACK_TABLE}-changelog"
+    changelog = SLACK_TABLE.changelog(settings.worker.app_id)
     bus = Bus(settings)
     await bus.start()
     try:

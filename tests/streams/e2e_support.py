@@ -124,7 +124,7 @@ def incidents_topic(settings: Settings) -> str:
 
 def changelog_topic(settings: Settings) -> str:
     """Faust's changelog of the incidents table: ``<app id>-<table>-changelog``."""
-    return f"{settings.worker.app_id}-{INCIDENTS_TABLE}-changelog"
+    return INCIDENTS_TABLE.changelog(settings.worker.app_id)
 
 
 def alerts_topic(settings: Settings) -> str:

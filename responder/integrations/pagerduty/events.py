@@ -35,7 +35,7 @@ from responder.integrations.base import (
     default_sleep,
 )
 from responder.integrations.ratelimit import SlidingWindowLimiter
-from responder.integrations.retry import full_jitter_delay, is_retryable_status
+from responder.retry import full_jitter_delay, is_retryable_status
 from responder.settings import PagerDutySettings
 
 log = structlog.get_logger(__name__)

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from responder.clock import Clock, SystemClock
 from responder.errors import PermanentError, TemporaryError
-from responder.integrations.base import Clock, SystemClock
 from responder.integrations.slack.notifier import classify
 from responder.settings import ChatOpsAllowList, SlackSettings
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from slack_sdk.signature import Clock as SdkClock
 from slack_sdk.signature import SignatureVerifier
 
-from responder.integrations.base import Clock, SystemClock
+from responder.clock import Clock, SystemClock
 from responder.integrations.seen import SeenCache
 from responder.integrations.slack.blocks import (
     ACTION_ACK,
