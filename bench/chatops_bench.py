@@ -28,9 +28,10 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from responder.ingest.chatops import ChatOps
-from responder.integrations.base import InboundAudit, IncidentPhase, IncidentSummary
+from responder.integrations.base import InboundAudit
 from responder.logging import configure
 from responder.models.commands import Command
+from responder.models.notifications import IncidentPhase, IncidentSummary
 from responder.settings import ChatOpsAllowList, PagerDutySettings, SlackSettings
 
 SLACK_SECRET = "bench-signing-secret"

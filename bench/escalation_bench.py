@@ -64,7 +64,7 @@ from kafka_floor import paced, private_kafka, raw_round_trip  # noqa: E402
 from recording import RecordingWorker, make_settings  # noqa: E402
 
 from responder.ingest.app import create_app  # noqa: E402
-from responder.ingest.publisher import KafkaAlertPublisher  # noqa: E402
+from responder.ingest.publisher import KafkaPublisher  # noqa: E402
 from responder.ingest.wiring import build_chatops  # noqa: E402
 from responder.logging import configure  # noqa: E402
 from responder.models.alerts import AlertEvent, AlertStatus, incident_key  # noqa: E402
@@ -147,7 +147,7 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
     await create_topics_async(bootstrap, {f"{prefix}.{n}": 4 for n in names})
     os.environ.update(integration_env(settings))
     worker = RecordingWorker(settings, home, record=home / "actions.jsonl", plan=home / "plan.json")
-    publisher = KafkaAlertPublisher(
+    publisher = KafkaPublisher(
         settings.kafka, topic_name(prefix, ALERTS), retry_after_s=settings.ingest.retry_after_s
     )
     wiring = build_chatops(settings)

@@ -30,8 +30,8 @@ from pathlib import Path
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.loader import load_directory
 from responder.runbooks.matcher import condition_holds, rank_key
-from responder.runbooks.models import Runbook
 from responder.runbooks.resolve import resolve
+from responder.runbooks.schema import Runbook
 
 SEVERITIES = ["info", "warning", "critical"]
 
@@ -81,7 +81,7 @@ escalation:
 
 def alert_for(runbook: Runbook, rng: random.Random) -> dict[str, str]:
     """Labels that ``runbook`` matches (its alertname, key, severity, service, engine)."""
-    from responder.runbooks.models import Equals, OneOf, Regex
+    from responder.runbooks.schema import Equals, OneOf, Regex
 
     labels = {"namespace": "musearoo", "engine": "melody", "team": "musearoo"}
     for label, condition in runbook.match.items():

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from responder.actions.base import ActionContext, ActionResult
 from responder.actions.params import ACTION_PARAMS
-from responder.engine.model import ReplyToCommand
+from responder.engine.records import ReplyToCommand
 from responder.errors import PermanentError, ResponderError, TemporaryError
 from responder.integrations.alertmanager.silences import (
     AlertmanagerSilences,

@@ -27,7 +27,7 @@ from streams.remediate import RemediationRuntime, register_remediation
 from streams.triage import register_triage
 
 if TYPE_CHECKING:
-    from responder.engine.model import Stage
+    from responder.engine.records import Stage
 
 
 def _broker_urls(bootstrap: str) -> list[str]:

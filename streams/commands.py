@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 
-from responder.engine.model import CommandReceived
+from responder.engine.records import CommandReceived
 from responder.models.incidents import AuditEvent
 
 log = structlog.get_logger(__name__)

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from responder.actions.base import Action, ActionContext
 from responder.actions.params import ACTION_PARAMS
-from responder.engine.model import (
+from responder.engine.records import (
     ActionFinished,
     Audit,
     CancelVerify,

@@ -38,22 +38,16 @@ import structlog
 from faust.streams import current_event
 from pydantic import BaseModel, ValidationError
 
-from responder.engine.model import ReplyToCommand
+from responder.engine.records import ReplyToCommand
 from responder.errors import PermanentError, TemporaryError
-from responder.integrations.base import (
-    DeliveryResult,
-    IncidentPhase,
-    Notification,
-    Notifier,
-    Sleep,
-    default_sleep,
-)
+from responder.integrations.base import DeliveryResult, Notifier, Sleep, default_sleep
 from responder.integrations.pagerduty.events import PagedIncident
 from responder.integrations.registry import NotifierDeps, build_notifiers
 from responder.integrations.seen import SeenCache
 from responder.integrations.slack.notifier import SlackMessageRef
 from responder.integrations.slack.reply import ResponseUrlReplier
 from responder.models.incidents import AuditEvent
+from responder.models.notifications import IncidentPhase, Notification
 from responder.models.topics import NOTIFICATIONS, PAGERDUTY_TABLE, REPLIES, SLACK_TABLE
 from responder.settings import NotifySettings, Settings
 from streams.context import ResponderStreams, as_current

@@ -15,7 +15,7 @@
   new record and wait for its changelog record, and only then start actions and
   verifications. A crash at any point replays the event: messages are sent again (their
   idempotency keys absorb it) and a step recorded as started is reconciled, never lost.
-- a timer reports due deadlines and orphaned steps (``streams.escalation``).
+- a timer reports due deadlines and orphaned steps (``streams.deadlines``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from responder.actions.base import Action
 from responder.engine.machine import EngineConfig, decide
-from responder.engine.model import EVENT_ADAPTER, Event, RouteEntry, TargetState
+from responder.engine.records import EVENT_ADAPTER, Event, RouteEntry, TargetState
 from responder.engine.routing import Routed, command_event, route_transition
 from responder.errors import ConfigError
 from responder.models.commands import Command
@@ -45,13 +45,13 @@ from responder.models.topics import (
     ROUTES_TABLE,
 )
 from responder.runbooks.catalog import RunbookSet
-from responder.runbooks.models import Runbook
 from responder.runbooks.reload import RunbookStore
+from responder.runbooks.schema import Runbook
 from responder.settings import Settings
 from streams.commands import CommandRouter
 from streams.context import ResponderStreams
+from streams.deadlines import DeadlineScanner
 from streams.effects import ActionProvider, EffectRunner, Outbound
-from streams.escalation import DeadlineScanner
 from streams.pipeline import OrderedAcks, table_write
 
 log = structlog.get_logger(__name__)

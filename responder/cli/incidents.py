@@ -23,7 +23,7 @@ from responder.models.topics import COMMANDS, REMEDIATION_TABLE, topic_name
 from responder.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from responder.engine.model import IncidentRun, TargetState
+    from responder.engine.records import IncidentRun, TargetState
 
 # The engine's models (and the runbook models behind them) are imported where a command
 # reads incidents, not at the top, so other `responder` commands start faster.
@@ -37,7 +37,7 @@ async def read_states(settings: Settings, *, timeout_s: float = 10.0) -> dict[st
     """Every target's current record, read from the changelog up to its end offsets."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from responder.engine.model import TargetState
+    from responder.engine.records import TargetState
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False

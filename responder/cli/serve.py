@@ -22,14 +22,14 @@ def serve() -> None:
 
     from responder.ingest.app import create_app
     from responder.ingest.keys import load_store, runbook_keyer, watching
-    from responder.ingest.publisher import KafkaAlertPublisher
+    from responder.ingest.publisher import KafkaPublisher
     from responder.ingest.wiring import build_chatops
     from responder.models.topics import ALERTS, topic_name
     from responder.settings import get_settings
 
     log = structlog.get_logger(__name__)
     settings = get_settings()
-    publisher = KafkaAlertPublisher(
+    publisher = KafkaPublisher(
         settings.kafka,
         topic_name(settings.kafka.topic_prefix, ALERTS),
         retry_after_s=settings.ingest.retry_after_s,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from responder.runbooks.models import Escalation, PagerDutyLevel, SlackLevel
+from responder.runbooks.schema import Escalation, PagerDutyLevel, SlackLevel
 
 
 @dataclass(frozen=True, slots=True)

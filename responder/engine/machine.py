@@ -29,7 +29,8 @@ from typing import Any
 from responder.engine import escalation as esc
 from responder.engine import replies
 from responder.engine.guards import admission, approval, cooldown, dry_run, rate_limit
-from responder.engine.model import (
+from responder.engine.notifications import notification
+from responder.engine.records import (
     COMMANDS_MEMORY,
     FINISHED_MEMORY,
     HISTORY_MEMORY,
@@ -58,10 +59,9 @@ from responder.engine.model import (
     TargetState,
     VerifyFinished,
 )
-from responder.engine.notifications import notification
 from responder.models.incidents import AuditEvent
-from responder.runbooks.models import PagerDutyLevel, Runbook, SlackLevel
 from responder.runbooks.resolve import RenderErrors, render_verify_promql
+from responder.runbooks.schema import PagerDutyLevel, Runbook, SlackLevel
 
 RunbookLookup = Callable[[str], Runbook | None]
 
@@ -96,12 +96,12 @@ def decide(
 ) -> Decision:
     """Apply one event to the state of the target ``target_key``."""
     current = state.model_copy(deep=True) if state is not None else TargetState(key=target_key)
-    step = _Step(current, runbooks, now, config)
+    step = _Decider(current, runbooks, now, config)
     step.handle(event)
     return Decision(state=current, effects=step.effects, changed=step.changed)
 
 
-class _Step:
+class _Decider:
     """The work of one ``decide`` call: mutates its private copy of the state."""
 
     def __init__(

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from responder.engine.model import IncidentRun, Stage
-from responder.integrations.base import (
+from responder.engine.records import IncidentRun, Stage
+from responder.models.notifications import (
     IncidentPhase,
     Notification,
     Severity,
     StepReport,
     StepStatus,
 )
-from responder.runbooks.models import PagerDutyLevel, Runbook, SlackLevel
+from responder.runbooks.schema import PagerDutyLevel, Runbook, SlackLevel
 
 _STATUS = {
     "running": StepStatus.RUNNING,

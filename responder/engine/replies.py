@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from responder.engine.model import CommandKind, CommandReceived, IncidentRun, Stage
+from responder.engine.records import CommandKind, CommandReceived, IncidentRun, Stage
 
 
 @dataclass(frozen=True, slots=True)

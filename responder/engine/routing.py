@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from responder.engine.model import (
+from responder.engine.records import (
     CommandKind,
     CommandReceived,
     Event,

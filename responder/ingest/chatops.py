@@ -36,12 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from responder.clock import Clock, SystemClock
 from responder.errors import PermanentError, TemporaryError
-from responder.integrations.base import (
-    AuditOutcome,
-    AuditSink,
-    InboundAudit,
-    IncidentSummary,
-)
+from responder.integrations.base import AuditOutcome, AuditSink, InboundAudit
 from responder.integrations.pagerduty.webhooks import (
     SIGNATURE_HEADER,
     WEBHOOK_ID_HEADER,
@@ -73,6 +68,7 @@ from responder.integrations.slack.inbound import (
 )
 from responder.integrations.slack.reply import ResponseUrlReplier
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
+from responder.models.notifications import IncidentSummary
 from responder.settings import PagerDutySettings, SlackSettings
 
 log = structlog.get_logger(__name__)

@@ -1,7 +1,8 @@
-"""Getting accepted alerts onto Kafka, or saying clearly that we could not.
+"""Getting what ingest accepted onto Kafka, or saying clearly that we could not.
 
-Ingest answers Alertmanager 200 only once the broker has acknowledged every alert of the
-request, so this wrapper's one promise is: :meth:`KafkaAlertPublisher.publish` returns only
+One :class:`KafkaPublisher` per topic ingest writes: alerts, and (with ChatOps) commands and
+inbound audit records. Ingest answers 200 only once the broker has acknowledged every
+record of the request, so this wrapper's one promise is: :meth:`KafkaPublisher.publish` returns only
 after all acks, and otherwise raises :class:`~responder.errors.TemporaryError` within its
 timeout (Alertmanager retries on the 503 that follows). Producing is idempotent with
 ``acks=all``; the number of alerts in flight is bounded, so a slow broker sheds load instead
@@ -40,7 +41,7 @@ class AlertPublisher(Protocol):
         """Whether the broker answers now."""
 
 
-class KafkaAlertPublisher:
+class KafkaPublisher:
     """An idempotent aiokafka producer behind a bound and a deadline.
 
     :meth:`start` never fails because the broker is down: it keeps connecting in the

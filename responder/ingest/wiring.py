@@ -3,7 +3,7 @@
 ``responder.ingest.chatops.ChatOps`` needs three things from outside; here they are:
 
 - ``CommandSink``: the same idempotent, ``acks=all`` producer wrapper the Alertmanager
-  webhook uses (``KafkaAlertPublisher``), on ``responder.commands``, keyed by incident id
+  webhook uses (``KafkaPublisher``), on ``responder.commands``, keyed by incident id
   (the engine's command router reads commands keyed by incident id, co-partitioned with
   its ``remediation-routes``). ``publish`` returns once the broker has the command.
 - ``AuditSink``: every inbound request's fate (accepted, refused, duplicate) as an
@@ -35,16 +35,12 @@ from pydantic import ValidationError
 
 from responder.actions.registry import ACTIONS
 from responder.ingest.chatops import ChatOps
-from responder.ingest.publisher import KafkaAlertPublisher
-from responder.integrations.base import (
-    InboundAudit,
-    IncidentPhase,
-    IncidentSummary,
-    Notification,
-)
+from responder.ingest.publisher import KafkaPublisher
+from responder.integrations.base import InboundAudit
 from responder.integrations.slack.notifier import build_web_client
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
+from responder.models.notifications import IncidentPhase, IncidentSummary, Notification
 from responder.models.topics import AUDIT, COMMANDS, NOTIFICATIONS, Topic, topic_name
 from responder.settings import Settings
 
@@ -63,7 +59,7 @@ def command_key(command: Command) -> bytes:
 class KafkaCommandSink:
     """``CommandSink`` onto ``responder.commands``: returns once the broker acknowledged."""
 
-    def __init__(self, publisher: KafkaAlertPublisher) -> None:
+    def __init__(self, publisher: KafkaPublisher) -> None:
         self._publisher = publisher
 
     async def publish(self, command: Command) -> None:
@@ -84,7 +80,7 @@ def audit_event(record: InboundAudit) -> AuditEvent:
 class KafkaAuditSink:
     """``AuditSink`` onto ``responder.audit``, keyed by incident id (or the channel)."""
 
-    def __init__(self, publisher: KafkaAlertPublisher) -> None:
+    def __init__(self, publisher: KafkaPublisher) -> None:
         self._publisher = publisher
 
     async def emit(self, record: InboundAudit) -> None:
@@ -226,8 +222,8 @@ class ChatOpsWiring:
     """ChatOps and the Kafka clients behind it, started and stopped together."""
 
     chatops: ChatOps
-    commands: KafkaAlertPublisher
-    audit: KafkaAlertPublisher
+    commands: KafkaPublisher
+    audit: KafkaPublisher
     view: NotificationView
 
     async def start(self) -> None:
@@ -264,8 +260,8 @@ def build_chatops(settings: Settings) -> ChatOpsWiring | None:
     if slack.signing_secret is None and not pagerduty.webhook_secrets:
         return None
 
-    def publisher(topic: Topic) -> KafkaAlertPublisher:
-        return KafkaAlertPublisher(
+    def publisher(topic: Topic) -> KafkaPublisher:
+        return KafkaPublisher(
             kafka,
             topic_name(kafka.topic_prefix, topic),
             retry_after_s=settings.ingest.retry_after_s,

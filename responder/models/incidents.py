@@ -20,7 +20,12 @@ INCIDENT_ID_NAMESPACE = uuid.UUID("5d0c1a52-7a41-4c7e-9a57-6f2b1f0c2d11")
 
 
 class IncidentState(StrEnum):
-    """Where an incident stands. Remediation adds its states here as it lands."""
+    """Whether an incident's alerts still fire: triage's view (open until every alert resolved).
+
+    Remediation's progress is not here: it is the incident run's ``Stage``
+    (``responder.engine.records``), and what a person is shown is ``IncidentPhase``
+    (``responder.models.notifications``), derived from both.
+    """
 
     OPEN = "open"
     RESOLVED = "resolved"

@@ -78,7 +78,7 @@ AUDIT: Final = Topic(
 REMEDIATION: Final = Topic(
     "remediation",
     key="target key (namespace/name)",
-    value="responder.engine.model.Event",
+    value="responder.engine.records.Event",
     doc="Every input of the remediation state machine: routed transitions, commands, "
     "action and verification outcomes, due deadlines. Keyed by target, so the guard rails "
     "(cooldown, action window, one incident per target) decide atomically.",
@@ -92,20 +92,20 @@ COMMANDS: Final = Topic(
 ROUTES: Final = Topic(
     "remediation-routes",
     key="incident id",
-    value="responder.engine.model.RouteEntry",
+    value="responder.engine.records.RouteEntry",
     doc="Incident id -> target key, written when an incident is admitted; co-partitioned "
     "with commands so the command router finds an incident's target in a local table.",
 )
 NOTIFICATIONS: Final = Topic(
     "notifications",
     key="incident id",
-    value="responder.integrations.base.Notification",
+    value="responder.models.notifications.Notification",
     doc="One notification per incident phase, for the notify agents (Slack, PagerDuty).",
 )
 REPLIES: Final = Topic(
     "command-replies",
     key="incident id (an ad-hoc command's: adhoc_id of its idempotency key)",
-    value="responder.engine.model.ReplyToCommand",
+    value="responder.engine.records.ReplyToCommand",
     doc="Answers to commands, posted to the command's response_url by the notify worker.",
 )
 
@@ -121,7 +121,7 @@ INCIDENTS_TABLE: Final = Table(
 REMEDIATION_TABLE: Final = Table(
     "remediation",
     key="target key",
-    value="responder.engine.model.TargetState",
+    value="responder.engine.records.TargetState",
     doc="The remediation state of each target (the remediate agent is its only writer).",
 )
 ROUTES_TABLE: Final = Table(

@@ -13,7 +13,6 @@ Public entry points (the rest is internal to the package):
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.explain import explain_alert
 from responder.runbooks.loader import LoadResult, RunbookError, load_directory
-from responder.runbooks.models import Runbook, Step
 from responder.runbooks.reload import RunbookStore
 from responder.runbooks.resolve import (
     InvalidTarget,
@@ -24,6 +23,7 @@ from responder.runbooks.resolve import (
     render_verify_promql,
     resolve,
 )
+from responder.runbooks.schema import Runbook, Step
 
 __all__ = [
     "InvalidTarget",

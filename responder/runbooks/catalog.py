@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from responder.runbooks.matcher import Matcher
-from responder.runbooks.models import Runbook
+from responder.runbooks.schema import Runbook
 
 __all__ = ["RunbookSet"]
 

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from responder.errors import ConfigError
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.matcher import RunbookExplanation, specificity
-from responder.runbooks.models import PagerDutyLevel, Runbook, SlackLevel, Step
 from responder.runbooks.resolve import (
     InvalidTarget,
     Matched,
@@ -28,6 +27,7 @@ from responder.runbooks.resolve import (
     render_verify_promql,
     resolve,
 )
+from responder.runbooks.schema import PagerDutyLevel, Runbook, SlackLevel, Step
 
 __all__ = ["AlertInput", "explain_alert", "parse_alerts", "render_text"]
 

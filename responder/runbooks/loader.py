@@ -28,7 +28,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.matcher import set_problems
-from responder.runbooks.models import Runbook, semantic_problems
+from responder.runbooks.schema import Runbook, semantic_problems
 
 __all__ = ["LoadResult", "RunbookError", "load_directory", "load_text", "runbook_files"]
 

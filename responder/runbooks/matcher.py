@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from responder.runbooks.models import Absent, Condition, Equals, OneOf, Present, Regex, Runbook
+from responder.runbooks.schema import Absent, Condition, Equals, OneOf, Present, Regex, Runbook
 
 __all__ = [
     "ConditionResult",

@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from responder.errors import ConfigError
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.loader import SUFFIXES, RunbookError, load_directory
-from responder.runbooks.models import Runbook
+from responder.runbooks.schema import Runbook
 
 __all__ = ["ReloadMetrics", "ReloadOutcome", "RunbookStore"]
 

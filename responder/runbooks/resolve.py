@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from responder.actions.params import is_dns_label
-from responder.runbooks.models import Runbook, Step, TargetSpec
 from responder.runbooks.promql import PromQLRenderError, render_promql
+from responder.runbooks.schema import Runbook, Step, TargetSpec
 from responder.runbooks.templates import MissingValue, Template
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from ruamel.yaml.error import YAMLError
 
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.loader import RunbookError, load_text, locate
-from responder.runbooks.models import Equals, OneOf, Regex
+from responder.runbooks.schema import Equals, OneOf, Regex
 
 __all__ = ["alert_names", "check_against_rules"]
 

@@ -23,7 +23,7 @@ from fakes.slack_api import FakeSlack
 from pydantic import SecretStr
 
 from responder.ingest.app import create_app
-from responder.ingest.publisher import KafkaAlertPublisher
+from responder.ingest.publisher import KafkaPublisher
 from responder.ingest.wiring import ChatOpsWiring, build_chatops
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
@@ -80,7 +80,7 @@ def env_of(settings: Settings, groups: tuple[str, ...]) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def ingest_for(settings: Settings) -> AsyncIterator[tuple[Client, ChatOpsWiring]]:
     """The real ingest app (Alertmanager webhook + ChatOps) with its Kafka clients, on loopback."""
-    publisher = KafkaAlertPublisher(
+    publisher = KafkaPublisher(
         settings.kafka,
         topic_name(settings.kafka.topic_prefix, ALERTS),
         retry_after_s=settings.ingest.retry_after_s,

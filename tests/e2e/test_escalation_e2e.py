@@ -50,11 +50,11 @@ from recording import (
     workers,  # noqa: F401 - fixture
 )
 
-from responder.integrations.base import IncidentPhase
 from responder.integrations.slack.blocks import ACTION_APPROVE
 from responder.integrations.slack.notifier import SlackMessageRef
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent
+from responder.models.notifications import IncidentPhase
 from responder.models.topics import SLACK_TABLE
 from responder.settings import Settings
 

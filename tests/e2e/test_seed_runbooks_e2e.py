@@ -47,7 +47,7 @@ from seed_support import (
 
 from responder.ingest.app import create_app
 from responder.ingest.keys import load_store, runbook_keyer
-from responder.ingest.publisher import KafkaAlertPublisher
+from responder.ingest.publisher import KafkaPublisher
 from responder.models.incidents import AuditEvent
 from responder.models.topics import ALERTS, topic_name
 from responder.settings import (
@@ -290,7 +290,7 @@ async def seed(
     )
     made = Seed(admin_api, namespace, settings, health)
     made.env = worker_env(settings, responder_kubeconfig)
-    publisher = KafkaAlertPublisher(
+    publisher = KafkaPublisher(
         settings.kafka,
         topic_name(settings.kafka.topic_prefix, ALERTS),
         retry_after_s=settings.ingest.retry_after_s,

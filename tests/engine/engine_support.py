@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from responder.engine.machine import Decision, EngineConfig, decide
-from responder.engine.model import (
+from responder.engine.records import (
     Effect,
     Event,
     IncidentOpened,
@@ -15,7 +15,7 @@ from responder.engine.model import (
     TargetState,
 )
 from responder.runbooks.loader import load_text
-from responder.runbooks.models import Runbook
+from responder.runbooks.schema import Runbook
 
 T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 TARGET = TargetRef(namespace="musearoo", kind="Deployment", name="drummaroo-engine")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from engine_support import APPROVAL_ONLY, T0, runbook
 
 from responder.engine.guards import admission, approval, cooldown, dry_run, rate_limit
-from responder.engine.model import GuardState, IncidentRun, TargetState
+from responder.engine.records import GuardState, IncidentRun, TargetState
 
 M = timedelta(minutes=1)
 

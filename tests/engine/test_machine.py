@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from engine_support import APPROVAL_ONLY, TKEY, Engine, of_type, opened, runbook
 
-from responder.engine.model import (
+from responder.engine.records import (
     ActionFinished,
     Audit,
     CancelVerify,
@@ -24,7 +24,7 @@ from responder.engine.model import (
     StartVerify,
     VerifyFinished,
 )
-from responder.integrations.base import IncidentPhase
+from responder.models.notifications import IncidentPhase
 
 S = timedelta(seconds=1)
 

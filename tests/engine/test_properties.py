@@ -13,7 +13,7 @@ from engine_support import T0, Engine, of_type, opened, runbook
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from responder.engine.model import (
+from responder.engine.records import (
     ActionFinished,
     CommandKind,
     CommandReceived,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from engine_support import T0, runbook
 
-from responder.engine.model import CommandKind, IncidentOpened, IncidentResolved
+from responder.engine.records import CommandKind, IncidentOpened, IncidentResolved
 from responder.engine.routing import Routed, Unrouted, command_event, route_transition
 from responder.models.commands import Actor, Command, CommandSource
 from responder.models.commands import CommandKind as Inbound

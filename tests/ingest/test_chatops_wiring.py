@@ -13,13 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
 from responder.ingest.wiring import NotificationView, audit_event, build_chatops, command_key
-from responder.integrations.base import (
-    AuditOutcome,
-    InboundAudit,
-    IncidentPhase,
-    Notification,
-)
+from responder.integrations.base import AuditOutcome, InboundAudit
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
+from responder.models.notifications import IncidentPhase, Notification
 from responder.settings import (
     KafkaSettings,
     NotifySettings,

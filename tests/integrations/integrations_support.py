@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from responder.integrations.base import (
-    InboundAudit,
+from responder.integrations.base import InboundAudit
+from responder.models.commands import Command
+from responder.models.notifications import (
     IncidentPhase,
     IncidentSummary,
     Notification,
@@ -25,7 +26,6 @@ from responder.integrations.base import (
     StepReport,
     StepStatus,
 )
-from responder.models.commands import Command
 from responder.settings import ChatOpsAllowList, PagerDutySettings, SlackSettings
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-SeCrEtBoTtOkEn"

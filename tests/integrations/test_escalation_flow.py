@@ -31,10 +31,11 @@ from integrations_support import (
 )
 
 from responder.ingest.chatops import ChatOps
-from responder.integrations.base import DeliveryOutcome, IncidentPhase
+from responder.integrations.base import DeliveryOutcome
 from responder.integrations.pagerduty.webhooks import sign
 from responder.integrations.registry import NOTIFIERS, NotifierDeps, build_notifiers
 from responder.models.commands import CommandKind
+from responder.models.notifications import IncidentPhase
 from responder.settings import Settings
 
 

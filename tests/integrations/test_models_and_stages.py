@@ -8,10 +8,10 @@ import pytest
 from integrations_support import INCIDENT_ID, FakeClock
 from pydantic import ValidationError
 
-from responder.retry import full_jitter_delay, is_retryable_status
 from responder.integrations.seen import SeenCache
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
 from responder.models.matchers import Matcher
+from responder.retry import full_jitter_delay, is_retryable_status
 
 BASE = {
     "idempotency_key": "k",

@@ -34,7 +34,6 @@ from integrations_support import (
 
 from responder.errors import ResponderError
 from responder.ingest.chatops import ChatOps
-from responder.integrations.base import IncidentPhase
 from responder.integrations.pagerduty.events import (
     EventsClient,
     InMemoryPagerDutyStore,
@@ -42,6 +41,7 @@ from responder.integrations.pagerduty.events import (
 )
 from responder.integrations.pagerduty.webhooks import sign
 from responder.integrations.slack.notifier import InMemorySlackMessageStore, SlackNotifier
+from responder.models.notifications import IncidentPhase
 
 Client = TestClient[Any, Any]
 

@@ -18,13 +18,14 @@ from integrations_support import (
 )
 
 from responder.errors import ConfigError, PermanentError, TemporaryError
-from responder.integrations.base import DeliveryOutcome, IncidentPhase
+from responder.integrations.base import DeliveryOutcome
 from responder.integrations.pagerduty.events import (
     EventsClient,
     InMemoryPagerDutyStore,
     PagerDutyNotifier,
 )
 from responder.integrations.ratelimit import SlidingWindowLimiter
+from responder.models.notifications import IncidentPhase
 
 
 def make(

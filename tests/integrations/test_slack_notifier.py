@@ -7,7 +7,7 @@ from fakes.slack_api import FakeSlack
 from integrations_support import INCIDENT_ID, notification, slack_settings
 
 from responder.errors import PermanentError, TemporaryError
-from responder.integrations.base import DeliveryOutcome, IncidentPhase
+from responder.integrations.base import DeliveryOutcome
 from responder.integrations.slack.blocks import (
     ACTION_ACK,
     ACTION_APPROVE,
@@ -16,6 +16,7 @@ from responder.integrations.slack.blocks import (
     ACTION_RESOLVE,
 )
 from responder.integrations.slack.notifier import InMemorySlackMessageStore, SlackNotifier
+from responder.models.notifications import IncidentPhase
 
 
 def button_ids(blocks: list[dict[str, object]]) -> list[str]:

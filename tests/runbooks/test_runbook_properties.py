@@ -14,9 +14,9 @@ from runbook_support import MINIMAL
 
 from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.loader import load_text
-from responder.runbooks.models import Runbook
 from responder.runbooks.promql import PromQLRenderError, parse_promql_template, render_promql
 from responder.runbooks.resolve import InvalidTarget, Matched, NoMatch, resolve
+from responder.runbooks.schema import Runbook
 
 LABELS = ["alertname", "severity", "engine", "region"]
 VALUES = ["a", "b", "c", "ab"]

@@ -20,7 +20,7 @@ from e2e_support import PARTITIONS, TOKEN, WorkerProcess, alerts_topic
 from pydantic import SecretStr
 
 from responder.ingest.app import create_app
-from responder.ingest.publisher import KafkaAlertPublisher
+from responder.ingest.publisher import KafkaPublisher
 from responder.settings import IngestSettings, KafkaSettings, Settings, WorkerSettings
 
 
@@ -64,7 +64,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]
 @pytest.fixture
 async def ingest(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
     """The ingest app with its real Kafka publisher, serving on a loopback port."""
-    publisher = KafkaAlertPublisher(
+    publisher = KafkaPublisher(
         settings.kafka,
         alerts_topic(settings),
         retry_after_s=settings.ingest.retry_after_s,

@@ -35,7 +35,7 @@ from aiohttp import web
 from responder.actions.base import Action, ActionContext, ActionResult
 from responder.actions.params import ACTION_NAMES
 from responder.errors import PermanentError
-from responder.integrations.base import Notification
+from responder.models.notifications import Notification
 from responder.models.target import Target
 from responder.settings import (
     ActionsSettings,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from responder.engine.model import CommandKind, CommandReceived
+from responder.engine.records import CommandKind, CommandReceived
 from responder.models.incidents import AuditEvent
 from streams.commands import CommandRouter
 

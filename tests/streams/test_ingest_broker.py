@@ -27,7 +27,7 @@ from e2e_support import (
 )
 
 from responder.ingest.app import create_app
-from responder.ingest.publisher import KafkaAlertPublisher
+from responder.ingest.publisher import KafkaPublisher
 from responder.models.alerts import AlertEvent, AlertmanagerWebhook, normalize
 from responder.models.incidents import Incident, IncidentState, IncidentTransition
 from responder.stack.process import free_port
@@ -171,7 +171,7 @@ async def test_real_alertmanager_opens_and_resolves_through_ingest(
 
 async def test_more_alerts_in_flight_than_the_bound_get_503_not_memory(settings: Any) -> None:
     bounded = settings.kafka.model_copy(update={"max_pending": 40})
-    publisher = KafkaAlertPublisher(bounded, alerts_topic(settings), retry_after_s=3)
+    publisher = KafkaPublisher(bounded, alerts_topic(settings), retry_after_s=3)
     await publisher.start()
     try:
         assert await publisher.wait_connected(30)
@@ -191,7 +191,7 @@ async def test_more_alerts_in_flight_than_the_bound_get_503_not_memory(settings:
 
 async def test_unreachable_broker_gives_503_and_unready_without_waiting(settings: Any) -> None:
     nowhere = settings.kafka.model_copy(update={"bootstrap": f"127.0.0.1:{free_port()}"})
-    publisher = KafkaAlertPublisher(nowhere, alerts_topic(settings), retry_after_s=3)
+    publisher = KafkaPublisher(nowhere, alerts_topic(settings), retry_after_s=3)
     await publisher.start()
     try:
         async with TestClient(TestServer(create_app(settings.ingest, publisher))) as client:

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from responder.engine.machine import decide
-from responder.engine.model import (
+from responder.engine.records import (
     CommandKind,
     CommandReceived,
     IncidentOpened,
@@ -20,14 +20,10 @@ from responder.engine.model import (
     TargetState,
 )
 from responder.errors import PermanentError, TemporaryError
-from responder.integrations.base import (
-    DeliveryOutcome,
-    DeliveryResult,
-    IncidentPhase,
-    Notification,
-)
+from responder.integrations.base import DeliveryOutcome, DeliveryResult
 from responder.integrations.pagerduty.events import InMemoryPagerDutyStore, PagerDutyNotifier
 from responder.integrations.slack.blocks import ACTION_ACK, ACTION_APPROVE, incident_blocks
+from responder.models.notifications import IncidentPhase, Notification
 from responder.runbooks.loader import load_text
 from responder.settings import NotifySettings, PagerDutySettings
 from streams.notify import Deliverer, Failure, recipients

@@ -33,8 +33,8 @@ from recording import (
 )
 from recording import verify_server as verify_server
 
-from responder.integrations.base import IncidentPhase
 from responder.models.incidents import AuditEvent
+from responder.models.notifications import IncidentPhase
 from responder.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

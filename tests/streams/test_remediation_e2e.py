@@ -34,7 +34,7 @@ from recording import (
 )
 
 from responder.cli import main as cli
-from responder.integrations.base import IncidentPhase
+from responder.models.notifications import IncidentPhase
 from responder.settings import (
     Settings,
     get_settings,

@@ -39,7 +39,7 @@ from recording import (
     write_runbooks,
 )
 
-from responder.integrations.base import IncidentPhase
+from responder.models.notifications import IncidentPhase
 from responder.settings import KafkaSettings, Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

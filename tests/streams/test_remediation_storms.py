@@ -31,8 +31,8 @@ from recording import (
     write_runbooks,
 )
 
-from responder.integrations.base import IncidentPhase
 from responder.models.incidents import AuditEvent
+from responder.models.notifications import IncidentPhase
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ waits, and when the holder ends it takes the target if it is still open.
 
 from __future__ import annotations
 
-from responder.engine.model import TargetState
+from responder.engine.records import TargetState
 
 
 def admit(state: TargetState, incident_id: str) -> bool:

@@ -7,7 +7,7 @@ each after its approval; the others are skipped.
 
 from __future__ import annotations
 
-from responder.runbooks.models import Runbook, Step
+from responder.runbooks.schema import Runbook, Step
 
 
 def gated(step: Step) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from responder.engine.model import GuardState
+from responder.engine.records import GuardState
 
 
 def not_before(guard: GuardState, cooldown: timedelta) -> datetime | None:

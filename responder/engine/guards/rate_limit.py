@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from responder.engine.model import GuardState
+from responder.engine.records import GuardState
 
 KEEP_WINDOW = timedelta(hours=24)
 """The longest window kept: runbooks with a longer ``per`` are clamped to a day."""

@@ -26,15 +26,12 @@ from responder.errors import ConfigError, PermanentError, TemporaryError
 from responder.integrations.base import (
     DeliveryOutcome,
     DeliveryResult,
-    IncidentPhase,
     LockStripes,
-    Notification,
-    Severity,
     Sleep,
-    StepStatus,
     default_sleep,
 )
 from responder.integrations.ratelimit import SlidingWindowLimiter
+from responder.models.notifications import IncidentPhase, Notification, Severity, StepStatus
 from responder.retry import full_jitter_delay, is_retryable_status
 from responder.settings import PagerDutySettings
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.integrations.base import (
+from responder.models.notifications import (
     IncidentPhase,
     IncidentSummary,
     Notification,

@@ -27,13 +27,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from responder.errors import ConfigError, PermanentError, TemporaryError
-from responder.integrations.base import (
-    DeliveryOutcome,
-    DeliveryResult,
-    LockStripes,
-    Notification,
-)
+from responder.integrations.base import DeliveryOutcome, DeliveryResult, LockStripes
 from responder.integrations.slack.blocks import fallback_text, incident_blocks, thread_text
+from responder.models.notifications import Notification
 from responder.settings import SlackSettings
 
 log = structlog.get_logger(__name__)

@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from responder.integrations.base import Notification
 from responder.models.incidents import AuditEvent
+from responder.models.notifications import Notification
 
 FINISHED_MEMORY = 256
 """Ids of ended incidents remembered per target: a late or replayed event cannot revive one."""
@@ -34,7 +34,12 @@ HISTORY_MEMORY = 8
 
 
 class Stage(StrEnum):
-    """Where an incident's remediation stands (escalation is tracked beside it, not in it)."""
+    """Where an incident's remediation stands (escalation is tracked beside it, not in it).
+
+    The engine's own state; people see its projection ``IncidentPhase``
+    (``responder.models.notifications``), and triage's ``IncidentState`` says only whether
+    the alerts still fire.
+    """
 
     QUEUED = "queued"
     """Waiting for the target: another incident holds it, or its cooldown has not passed."""
@@ -51,6 +56,9 @@ class Stage(StrEnum):
 
 
 class LedgerStatus(StrEnum):
+    """Where one execution of one step stands in the exactly-once ledger (not shown to people:
+    they see ``StepStatus``, derived from the step's outcome)."""
+
     STARTED = "started"
     FINISHED = "finished"
     TIMED_OUT = "timed_out"

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from responder.engine.model import (
+from responder.engine.records import (
     DeadlineDue,
     DeadlineKind,
     Event,
