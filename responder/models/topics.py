@@ -1,7 +1,7 @@
 """Every Kafka topic and Faust table of the responder, declared once, as plain data.
 
 The one place that says what a topic is: its name, what its key is, what its values
-are; tables' changelogs are the compacted ones. Ingest (what it writes), the worker (``streams.topology``
+are; tables' changelogs are the compacted ones. Ingest (what it writes), the worker (``streams.context``
 declares each on the Faust app), the admin code that creates topics before anything
 reads or writes them (``responder.kafka_admin``) and the benches all read this table;
 the domain core can name a topic without importing Kafka.
