@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test gates setup system clean-stack
 
-$(STAMP): pyproject.toml
+# The runtime and its test tools, then the development package (dev/: the local stack,
+# `responder stack`, `responder demo`) into the same virtualenv; the wheel has none of dev/.
+$(STAMP): pyproject.toml dev/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e ./dev
 	touch $(STAMP)
 
 system:

@@ -39,8 +39,8 @@ from responder.actions.retry import RetryPolicy
 from responder.logging import configure
 from responder.models.target import Target
 from responder.settings import ActionsSettings
-from responder.stack.process import free_port
-from responder.stack.redis import Redis
+from responder_dev.stack.process import free_port
+from responder_dev.stack.redis import Redis
 
 PINGER = r"""
 import json, sys, threading, time
@@ -297,7 +297,7 @@ async def per_action_kube(runs: int) -> list[str]:
         RegionFailoverParams,
     )
     from responder.actions.registry import ActionDeps, build_actions
-    from responder.stack.kube import KubeControlPlane, KubeOptions, KubePorts
+    from responder_dev.stack.kube import KubeControlPlane, KubeOptions, KubePorts
 
     out = []
     with tempfile.TemporaryDirectory() as home:

@@ -71,8 +71,8 @@ from responder.models.alerts import AlertEvent, AlertStatus, incident_key  # noq
 from responder.models.incidents import incident_id  # noqa: E402
 from responder.models.topics import ALERTS, topic_name  # noqa: E402
 from responder.settings import Settings  # noqa: E402
-from responder.stack.kafka import create_topics_async  # noqa: E402
-from responder.stack.process import free_port  # noqa: E402
+from responder_dev.stack.kafka import create_topics_async  # noqa: E402
+from responder_dev.stack.process import free_port  # noqa: E402
 
 RUNBOOK = """
 apiVersion: responder/v1

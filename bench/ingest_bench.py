@@ -40,8 +40,8 @@ from kafka_floor import private_kafka
 
 from responder.models.incidents import IncidentState, IncidentTransition
 from responder.models.topics import ALERTS, INCIDENTS, topic_name
-from responder.stack.kafka import create_topics_async
-from responder.stack.process import free_port
+from responder_dev.stack.kafka import create_topics_async
+from responder_dev.stack.process import free_port
 
 RESPONDER = Path(sys.executable).with_name("responder")
 TOKEN = "bench-token"

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from responder.settings import StackSettings
-from responder.stack.kafka import Kafka
-from responder.stack.process import free_ports
+from responder_dev.settings import StackSettings
+from responder_dev.stack.kafka import Kafka
+from responder_dev.stack.process import free_ports
 
 
 @contextlib.contextmanager

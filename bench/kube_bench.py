@@ -28,7 +28,13 @@ from typing import Any
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.config import new_client_from_config
 
-from responder.stack.kube import DEFAULT_BUILD_DIR, KubeControlPlane, KubeOptions, KubePorts, _get
+from responder_dev.stack.kube import (
+    DEFAULT_BUILD_DIR,
+    KubeControlPlane,
+    KubeOptions,
+    KubePorts,
+    _get,
+)
 
 
 def pct(values: list[float], q: float) -> float:

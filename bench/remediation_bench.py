@@ -51,7 +51,7 @@ from responder.settings import (  # noqa: E402
     Settings,
     WorkerSettings,
 )
-from responder.stack.kafka import create_topics_async  # noqa: E402
+from responder_dev.stack.kafka import create_topics_async  # noqa: E402
 
 RUNBOOK = """
 apiVersion: responder/v1

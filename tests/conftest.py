@@ -5,8 +5,8 @@ folder of its own, and is stopped when the session ends. Tests that stop or kill
 server (fault injection) need not restart it: the next test that asks for it gets it
 running again, with its data intact.
 
-- ``kafka``: a ``responder.stack.kafka.Kafka`` (``.bootstrap``, ``.stop()``, ``.start()``,
-  ``.kill()``, ``.create_topics({...})``; ``*_async`` helpers in ``responder.stack.service``).
+- ``kafka``: a ``responder_dev.stack.kafka.Kafka`` (``.bootstrap``, ``.stop()``, ``.start()``,
+  ``.kill()``, ``.create_topics({...})``; ``*_async`` helpers in ``responder_dev.stack.service``).
 - ``redis_server`` (``.url``), ``prometheus`` (``.url``, ``.configure(...)``),
   ``alertmanager`` (``.url``, ``.configure(webhook_url=, token=)``, ``.post_alerts``).
 - Every async test fails if it leaves asyncio tasks running.
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from responder.settings import Settings, StackSettings
-from responder.stack.alertmanager import Alertmanager
-from responder.stack.kafka import Kafka
-from responder.stack.process import free_port, free_ports
-from responder.stack.prometheus import Prometheus
-from responder.stack.redis import Redis
-from responder.stack.service import ProcessService
+from responder_dev.settings import DevSettings, StackSettings
+from responder_dev.stack.alertmanager import Alertmanager
+from responder_dev.stack.kafka import Kafka
+from responder_dev.stack.process import free_port, free_ports
+from responder_dev.stack.prometheus import Prometheus
+from responder_dev.stack.redis import Redis
+from responder_dev.stack.service import ProcessService
 
 # Fixtures that start a server. A test using ``kafka`` carries the ``kafka`` marker, so
 # ``-m "not kafka"`` skips the broker tests.
@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def stack_settings() -> StackSettings:
     """The stack settings of the environment (cache folder, versions, timeouts); ports unused."""
-    return Settings().stack
+    return DevSettings().stack
 
 
 @pytest.fixture(scope="session")

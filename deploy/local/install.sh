@@ -8,14 +8,14 @@
 #   noninteractive, `apt-get update` only when something is missing.
 # - Debian's packages would start system services on the default ports (Redis 6379,
 #   Prometheus 9090, node exporter 9100, Alertmanager 9093/9094). The stack never uses those
-#   ports (see StackSettings in responder/settings.py), so a running system service cannot
+#   ports (see StackSettings in dev/responder_dev/settings.py), so a running system service cannot
 #   collide with it; on top of that, while this script installs, a policy-rc.d that denies
 #   service starts is put in place (when the machine has none), so nothing is started at all.
 #   Services that are already running are left alone.
 # - Kafka jars: org.apache.kafka:kafka_2.13 (version from deploy/local/kafka/pom.xml, or
 #   RESPONDER_STACK__KAFKA_VERSION) copied by Maven into
 #   ${RESPONDER_STACK__CACHE_DIR:-~/.cache/musearoo-responder}/kafka-<version>/libs, the folder
-#   responder/stack/kafka.py uses; written to a scratch folder and renamed when complete.
+#   dev/responder_dev/stack/kafka.py uses; written to a scratch folder and renamed when complete.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -16,7 +16,7 @@ from responder.actions.retry import RetryPolicy
 from responder.errors import PermanentError, TemporaryError
 from responder.models.target import Target
 from responder.settings import ActionsSettings
-from responder.stack.process import free_port
+from responder_dev.stack.process import free_port
 
 TARGET = Target(namespace="payments", name="generation-engine")
 DB = 9  # a database of our own on the shared session server

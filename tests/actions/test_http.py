@@ -136,7 +136,7 @@ async def test_server_down_is_temporary(
     policy: RetryPolicy,
     make_ctx: Callable[..., ActionContext],
 ) -> None:
-    from responder.stack.process import free_port
+    from responder_dev.stack.process import free_port
 
     settings = make_settings(http_base_urls={"hub": f"http://127.0.0.1:{free_port()}"})
     http = HttpClient(settings)

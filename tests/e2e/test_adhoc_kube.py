@@ -26,7 +26,7 @@ from kubernetes_asyncio import client as k8s
 from responder.actions.base import LAST_ACTION_ANNOTATION
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
 from responder.models.incidents import AuditEvent
-from responder.stack.kube import KubeControlPlane, KubeOptions, KubePorts
+from responder_dev.stack.kube import KubeControlPlane, KubeOptions, KubePorts
 
 pytestmark = [pytest.mark.slow, pytest.mark.k8s, pytest.mark.kafka]
 

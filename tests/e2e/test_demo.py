@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.stack.process import free_ports
+from responder_dev.stack.process import free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.k8s]
 

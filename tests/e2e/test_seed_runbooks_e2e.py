@@ -58,8 +58,8 @@ from responder.settings import (
     Settings,
     WorkerSettings,
 )
-from responder.stack.kafka import create_topics_async
-from responder.stack.kube import KubeControlPlane, KubeOptions, KubePorts
+from responder_dev.stack.kafka import create_topics_async
+from responder_dev.stack.kube import KubeControlPlane, KubeOptions, KubePorts
 
 pytestmark = [pytest.mark.slow, pytest.mark.k8s, pytest.mark.kafka]
 

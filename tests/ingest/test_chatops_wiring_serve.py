@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from responder.integrations.pagerduty.webhooks import sign
-from responder.stack.process import free_port
+from responder_dev.stack.process import free_port
 
 RESPONDER = Path(sys.executable).with_name("responder")
 SIGNING_SECRET = "serve-test-signing-secret"

@@ -19,7 +19,7 @@ from responder.integrations.alertmanager.silences import (
     parse_matchers,
     silence_ref,
 )
-from responder.stack.process import free_port
+from responder_dev.stack.process import free_port
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Fixtures for tests against the real local control plane (responder.stack.kube).
+"""Fixtures for tests against the real local control plane (responder_dev.stack.kube).
 
 One control plane per test session, on free loopback ports in a temporary folder;
 a fresh namespace per test; API clients for two identities: the admin (static
@@ -16,7 +16,7 @@ import pytest
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.config import new_client_from_config
 
-from responder.stack.kube import KubeControlPlane, KubeOptions, KubePorts
+from responder_dev.stack.kube import KubeControlPlane, KubeOptions, KubePorts
 
 from .support import (
     RESPONDER_NAMESPACE,

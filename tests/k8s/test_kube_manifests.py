@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client as k8s
 
-from responder.stack.kube import KubeControlPlane
+from responder_dev.stack.kube import KubeControlPlane
 
 from .support import MANIFESTS, eventually
 

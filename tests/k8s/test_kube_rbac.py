@@ -16,7 +16,7 @@ import yaml
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.config import new_client_from_config
 
-from responder.stack.kube import KubeControlPlane
+from responder_dev.stack.kube import KubeControlPlane
 
 from .support import MANIFESTS, REMEDIATION_ROLE
 

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from responder.errors import ConfigError, PermanentError
-from responder.stack.kube import IDENTITIES, KubeOptions, Pki, ensure_binaries, write_kubeconfig
+from responder_dev.stack.kube import IDENTITIES, KubeOptions, Pki, ensure_binaries, write_kubeconfig
 
 
 def test_pki_issues_serving_certs_signed_by_its_ca_with_loopback_names(tmp_path: Path) -> None:

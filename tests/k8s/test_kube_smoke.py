@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client as k8s
 
-from responder.stack.kube import KUBE_VERSION, KubeControlPlane
+from responder_dev.stack.kube import KUBE_VERSION, KubeControlPlane
 
 from .support import eventually
 

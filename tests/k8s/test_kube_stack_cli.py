@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.stack.process import free_port, port_open
+from responder_dev.stack.process import free_port, port_open
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.loader import load_directory
 from responder.runbooks.matcher import Equals, OneOf
 from responder.runbooks.resolve import Matched, render_verify_promql, resolve
-from responder.stack.prometheus import Prometheus
+from responder_dev.stack.prometheus import Prometheus
 
 EXPECTED_RUNBOOK = {
     "HighGenerationLatency": "high_generation_latency",

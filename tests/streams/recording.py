@@ -225,7 +225,7 @@ class Bus:
     async def start(self) -> None:
         from aiokafka import AIOKafkaProducer
 
-        from responder.stack.kafka import create_topics_async
+        from responder_dev.stack.kafka import create_topics_async
 
         names = (
             "alerts",

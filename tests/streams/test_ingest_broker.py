@@ -30,8 +30,8 @@ from responder.ingest.app import create_app
 from responder.ingest.publisher import KafkaPublisher
 from responder.models.alerts import AlertEvent, AlertmanagerWebhook, normalize
 from responder.models.incidents import Incident, IncidentState, IncidentTransition
-from responder.stack.process import free_port
-from responder.stack.service import start_async, stop_async
+from responder_dev.stack.process import free_port
+from responder_dev.stack.service import start_async, stop_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -27,7 +27,7 @@ from recording import (
     write_runbooks,
 )
 
-from responder.stack.process import free_port
+from responder_dev.stack.process import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -25,7 +25,7 @@ from responder.actions.registry import ActionDeps, build_actions
 from responder.errors import PermanentError, TemporaryError
 from responder.models.target import Target
 from responder.settings import ActionsSettings
-from responder.stack.process import free_port
+from responder_dev.stack.process import free_port
 
 from .conftest import start_http
 

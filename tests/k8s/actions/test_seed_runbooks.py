@@ -25,7 +25,7 @@ from responder.models.target import Target
 from responder.runbooks.loader import load_directory
 from responder.runbooks.resolve import Matched, resolve
 from responder.settings import ActionsSettings
-from responder.stack.process import free_port
+from responder_dev.stack.process import free_port
 
 from .conftest import rolled_out, start_http
 

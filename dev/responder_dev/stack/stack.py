@@ -17,12 +17,13 @@ from typing import TypedDict
 
 from responder.errors import ConfigError, PermanentError, ResponderError
 from responder.settings import Settings
-from responder.stack.service import Progress, Service, ServiceStatus, quiet
+from responder_dev.settings import DevSettings
+from responder_dev.stack.service import Progress, Service, ServiceStatus, quiet
 
 # Each factory imports its server's module when it builds one: reading the registry (the
 # CLI lists the names at start-up) does not load aiokafka, the kube plumbing and the rest.
 
-ServiceFactory = Callable[[Settings, Path], Service]
+ServiceFactory = Callable[[DevSettings, Path], Service]
 """Builds a service from the settings and the stack's root folder."""
 
 
@@ -66,7 +67,7 @@ class _Timeouts(TypedDict):
     stop_timeout_s: float
 
 
-def _timeouts(settings: Settings) -> _Timeouts:
+def _timeouts(settings: DevSettings) -> _Timeouts:
     """Every server waits as long as ``settings.stack`` says to start and to stop."""
     return {
         "start_timeout_s": settings.stack.start_timeout_s,
@@ -74,8 +75,8 @@ def _timeouts(settings: Settings) -> _Timeouts:
     }
 
 
-def _kafka(settings: Settings, root: Path) -> Service:
-    from responder.stack.kafka import Kafka
+def _kafka(settings: DevSettings, root: Path) -> Service:
+    from responder_dev.stack.kafka import Kafka
 
     s = settings.stack
     return Kafka(
@@ -89,14 +90,14 @@ def _kafka(settings: Settings, root: Path) -> Service:
     )
 
 
-def _redis(settings: Settings, root: Path) -> Service:
-    from responder.stack.redis import Redis
+def _redis(settings: DevSettings, root: Path) -> Service:
+    from responder_dev.stack.redis import Redis
 
     return Redis(root / "redis", port=settings.stack.redis_port, **_timeouts(settings))
 
 
-def _alertmanager(settings: Settings, root: Path) -> Service:
-    from responder.stack.alertmanager import Alertmanager
+def _alertmanager(settings: DevSettings, root: Path) -> Service:
+    from responder_dev.stack.alertmanager import Alertmanager
 
     s = settings.stack
     return Alertmanager(
@@ -109,8 +110,8 @@ def _alertmanager(settings: Settings, root: Path) -> Service:
     )
 
 
-def _prometheus(settings: Settings, root: Path) -> Service:
-    from responder.stack.prometheus import INGEST_JOB, Prometheus
+def _prometheus(settings: DevSettings, root: Path) -> Service:
+    from responder_dev.stack.prometheus import INGEST_JOB, Prometheus
 
     s = settings.stack
     return Prometheus(
@@ -123,8 +124,8 @@ def _prometheus(settings: Settings, root: Path) -> Service:
     )
 
 
-def _kube(settings: Settings, root: Path) -> Service:
-    from responder.stack.kube import kube_service
+def _kube(settings: DevSettings, root: Path) -> Service:
+    from responder_dev.stack.kube import kube_service
 
     return kube_service(settings, root)
 
@@ -153,7 +154,7 @@ class Stack:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, skip: Collection[str] = (), root: Path | None = None
+        cls, settings: DevSettings, *, skip: Collection[str] = (), root: Path | None = None
     ) -> Stack:
         """The registry's services, less those named in ``skip``, under ``root`` (default:
         ``settings.stack.root_dir``)."""

@@ -22,8 +22,9 @@ from ruamel.yaml.error import YAMLError
 
 from responder.errors import ConfigError
 
-# The package runs from the checkout (editable install), next to deploy/.
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
+# The package runs from the checkout (editable install of dev/), next to deploy/:
+# <checkout>/dev/responder_dev/stack/templates.py.
+DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy"
 
 
 def render(relative: str, **fields: object) -> str:

@@ -47,17 +47,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from responder.errors import ConfigError, PermanentError, TemporaryError
-from responder.settings import Settings
-from responder.stack import process
-from responder.stack.service import ProcessService, Progress, ServiceStatus, State, quiet
+from responder_dev.settings import DevSettings
+from responder_dev.stack import process
+from responder_dev.stack.service import ProcessService, Progress, ServiceStatus, State, quiet
+from responder_dev.stack.templates import DEPLOY_DIR
 
 _log = structlog.get_logger(__name__)
 
 KUBE_VERSION = "v1.36.3"
 """What deploy/local/kube builds; the binaries report it as their version."""
 
-DEFAULT_BUILD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "local" / "kube"
-DEFAULT_MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+DEFAULT_BUILD_DIR = DEPLOY_DIR / "local" / "kube"
+DEFAULT_MANIFESTS_DIR = DEPLOY_DIR / "k8s"
 
 RESPONDER_NAMESPACE = "responder"
 RESPONDER_SERVICE_ACCOUNT = "responder"
@@ -1003,8 +1004,8 @@ class KubeControlPlane:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def kube_service(settings: Settings, root: Path) -> KubeControlPlane:
-    """The stack's ``kube`` service, from the settings (for ``responder.stack.stack.SERVICES``)."""
+def kube_service(settings: DevSettings, root: Path) -> KubeControlPlane:
+    """The stack's ``kube`` service, from the settings (for ``responder_dev.stack.stack.SERVICES``)."""
     k = settings.kube_stack
     return KubeControlPlane(
         root / "kube",

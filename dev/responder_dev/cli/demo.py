@@ -27,7 +27,7 @@ import click
 
 from responder.errors import ResponderError, TemporaryError
 from responder.models.topics import AUDIT, topic_name
-from responder.settings import Settings, get_settings
+from responder_dev.settings import DevSettings, get_dev_settings
 
 ENGINE = "melody"
 NAMESPACE = "musearoo"
@@ -60,7 +60,7 @@ def _alert(run: str, starts_at: datetime, ends_at: datetime | None = None) -> di
     return alert
 
 
-def _child_env(settings: Settings, token: str, kubeconfig: Path | None) -> dict[str, str]:
+def _child_env(settings: DevSettings, token: str, kubeconfig: Path | None) -> dict[str, str]:
     env = dict(os.environ)
     stack = settings.stack
     env.update(
@@ -83,7 +83,7 @@ def _child_env(settings: Settings, token: str, kubeconfig: Path | None) -> dict[
 class Demo:
     """One run of the demo; every wait is bounded by ``timeout_s``."""
 
-    def __init__(self, settings: Settings, *, with_kube: bool, timeout_s: float) -> None:
+    def __init__(self, settings: DevSettings, *, with_kube: bool, timeout_s: float) -> None:
         self.settings = settings
         self.with_kube = with_kube
         self.timeout_s = timeout_s
@@ -91,7 +91,7 @@ class Demo:
         self.logs = self.root / "demo"
 
     async def run(self) -> None:
-        from responder.stack.stack import Stack, webhook_token
+        from responder_dev.stack.stack import Stack, webhook_token
 
         skip = set() if self.with_kube else {"kube"}
         stack = Stack.from_settings(self.settings, skip=skip)
@@ -304,7 +304,7 @@ class _Child:
 @click.option("--timeout", "timeout_s", default=180.0, show_default=True, help="Seconds per wait.")
 def demo(no_kube: bool, timeout_s: float) -> None:
     """Fire an alert through the local stack and print the incident it opens and resolves."""
-    settings = get_settings()
+    settings = get_dev_settings()
     # The audit reader's transient leader-election retries are noise here, not news.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from responder.errors import ConfigError
-from responder.settings import Settings
-from responder.stack.process import free_port, port_open
-from responder.stack.redis import Redis
-from responder.stack.stack import SERVICES, Stack, webhook_token
+from responder_dev.settings import DevSettings
+from responder_dev.stack.process import free_port, port_open
+from responder_dev.stack.redis import Redis
+from responder_dev.stack.stack import SERVICES, Stack, webhook_token
 
 RESPONDER = str(Path(sys.executable).with_name("responder"))
 
@@ -103,14 +103,14 @@ def test_a_taken_port_is_reported_not_reused(
 
 def test_unknown_services_and_duplicates_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such service"):
-        Stack.from_settings(Settings(), skip={"postgres"}, root=tmp_path)
-    services = Stack.from_settings(Settings(), root=tmp_path).services
+        Stack.from_settings(DevSettings(), skip={"postgres"}, root=tmp_path)
+    services = Stack.from_settings(DevSettings(), root=tmp_path).services
     with pytest.raises(ConfigError, match="duplicate"):
         Stack([*services, services[0]])
 
 
 def test_the_generated_webhook_token_is_private_and_stable(tmp_path: Path) -> None:
-    settings = Settings()
+    settings = DevSettings()
     token = webhook_token(settings, tmp_path)
     assert len(token) >= 32
     assert webhook_token(settings, tmp_path) == token

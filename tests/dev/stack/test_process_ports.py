@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from responder.stack.process import free_ports
+from responder_dev.stack.process import free_ports
 
 
 def _ephemeral_range() -> tuple[int, int]:

@@ -14,11 +14,11 @@ import redis.asyncio as aioredis
 from aiohttp import ClientSession, web
 
 from responder.errors import ConfigError
-from responder.stack.alertmanager import Alertmanager
-from responder.stack.process import free_port, port_open
-from responder.stack.prometheus import Prometheus
-from responder.stack.redis import Redis
-from responder.stack.service import State
+from responder_dev.stack.alertmanager import Alertmanager
+from responder_dev.stack.process import free_port, port_open
+from responder_dev.stack.prometheus import Prometheus
+from responder_dev.stack.redis import Redis
+from responder_dev.stack.service import State
 
 
 async def test_redis_answers_a_real_client(redis_server: Redis) -> None:

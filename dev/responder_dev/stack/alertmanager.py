@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from responder.errors import ConfigError, TemporaryError
-from responder.stack import process
-from responder.stack.service import ReloadableService
-from responder.stack.templates import dump_yaml, load_yaml, require_loopback
+from responder_dev.stack import process
+from responder_dev.stack.service import ReloadableService
+from responder_dev.stack.templates import dump_yaml, load_yaml, require_loopback
 
 TEMPLATE = "alertmanager/alertmanager.yml"
 

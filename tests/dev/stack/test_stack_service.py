@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from responder.errors import ConfigError, PermanentError, TemporaryError
-from responder.stack import process
-from responder.stack.redis import Redis
-from responder.stack.templates import render, require_loopback
+from responder_dev.stack import process
+from responder_dev.stack.redis import Redis
+from responder_dev.stack.templates import render, require_loopback
 
 
 class _NeverAnswers(Redis):

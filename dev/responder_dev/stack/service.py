@@ -2,7 +2,7 @@
 
 ``responder stack``, the demo and the pytest fixtures all drive servers through the
 ``Service`` protocol, so adding one (the kube-apiserver) is a class and a line in
-``responder.stack.stack.SERVICES``, with nothing to change in its callers.
+``responder_dev.stack.stack.SERVICES``, with nothing to change in its callers.
 
 The calls block (subprocesses, sockets, polling with a deadline): sync callers use
 them as they are; async code uses the ``*_async`` helpers below, which move them to
@@ -25,8 +25,8 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 
 from responder.errors import ConfigError, PermanentError, TemporaryError
-from responder.stack import process
-from responder.stack.templates import replace_config
+from responder_dev.stack import process
+from responder_dev.stack.templates import replace_config
 
 Progress = Callable[[str], None]
 """Receives one human sentence per step of a start (downloading, formatting, waiting)."""

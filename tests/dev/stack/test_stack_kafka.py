@@ -8,9 +8,9 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from responder.stack.kafka import Kafka, broker_answers
-from responder.stack.process import port_open
-from responder.stack.service import State, start_async, stop_async
+from responder_dev.stack.kafka import Kafka, broker_answers
+from responder_dev.stack.process import port_open
+from responder_dev.stack.service import State, start_async, stop_async
 
 
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:

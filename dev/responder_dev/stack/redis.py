@@ -11,8 +11,8 @@ import socket
 from pathlib import Path
 
 from responder.errors import ConfigError
-from responder.stack.service import OnePortService, Progress
-from responder.stack.templates import render
+from responder_dev.stack.service import OnePortService, Progress
+from responder_dev.stack.templates import render
 
 
 class Redis(OnePortService):

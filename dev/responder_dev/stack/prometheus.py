@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from responder.errors import ConfigError
-from responder.stack.service import ReloadableService
-from responder.stack.templates import (
+from responder_dev.stack.service import ReloadableService
+from responder_dev.stack.templates import (
     DEPLOY_DIR,
     dump_yaml,
     load_yaml,

@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 
 from responder.errors import ResponderError
-from responder.settings import get_settings
-from responder.stack.service import State
-from responder.stack.stack import SERVICES, Stack
+from responder_dev.settings import get_dev_settings
+from responder_dev.stack.service import State
+from responder_dev.stack.stack import SERVICES, Stack
 
 _NAMES = [spec.name for spec in SERVICES]
 
@@ -50,7 +50,7 @@ def stack() -> None:
 @click.option("--no-kube", is_flag=True, help="Do not start the local Kubernetes control plane.")
 def up(without: tuple[str, ...], no_kube: bool) -> None:
     """Start every server (reusing running ones) and wait until each answers."""
-    settings = get_settings()
+    settings = get_dev_settings()
     skip = set(without)
     if no_kube and "kube" in _NAMES:
         skip.add("kube")
@@ -73,7 +73,7 @@ def up(without: tuple[str, ...], no_kube: bool) -> None:
 def down() -> None:
     """Stop every server (SIGTERM, then SIGKILL after the stop timeout); data stays."""
     with _errors_as_click():
-        Stack.from_settings(get_settings()).down(_progress)
+        Stack.from_settings(get_dev_settings()).down(_progress)
 
 
 @stack.command()
@@ -81,7 +81,7 @@ def down() -> None:
 def status(as_json: bool) -> None:
     """Show the state of each server the last ``up`` asked for; exit 1 unless all are ready."""
     with _errors_as_click():
-        settings = get_settings()
+        settings = get_dev_settings()
         requested = _requested(Path(settings.stack.root_dir))
         the_stack = Stack.from_settings(settings, skip=set(_NAMES) - requested)
         if not _print_status(the_stack, as_json=as_json):

@@ -26,9 +26,9 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from responder.errors import ConfigError, TemporaryError
-from responder.stack import process
-from responder.stack.service import ProcessService, Progress, quiet
-from responder.stack.templates import DEPLOY_DIR, render
+from responder_dev.stack import process
+from responder_dev.stack.service import ProcessService, Progress, quiet
+from responder_dev.stack.templates import DEPLOY_DIR, render
 
 POM = DEPLOY_DIR / "local" / "kafka" / "pom.xml"
 _T = TypeVar("_T")
