@@ -174,3 +174,11 @@ async def _leaked_tasks_guard() -> AsyncIterator[None]:
         task.cancel()
     if leaked:
         pytest.fail(f"test leaked {len(leaked)} asyncio task(s): {[t.get_coro() for t in leaked]}")
+
+
+@pytest.fixture
+def runbook_dir(tmp_path: Path) -> Path:
+    """An empty directory of one's own to write runbooks into."""
+    directory = tmp_path / "runbooks"
+    directory.mkdir()
+    return directory

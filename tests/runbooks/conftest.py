@@ -16,11 +16,3 @@ def seed_dir() -> Path:
 @pytest.fixture
 def rules_dir() -> Path:
     return RULES_DIR
-
-
-@pytest.fixture
-def runbook_dir(tmp_path: Path) -> Path:
-    """An empty directory of one's own to write runbooks into."""
-    directory = tmp_path / "runbooks"
-    directory.mkdir()
-    return directory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SEED_DIR = REPO / "runbooks"
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
 
