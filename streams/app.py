@@ -9,7 +9,7 @@ domain core depends on Faust's record types.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,14 @@ class ResponderStreams:
     metrics: WorkerMetrics
     offsets: ProcessedOffsets
     in_flight: int
+    startup_checks: list[Callable[[], None]] = field(default_factory=list)
+    """Run by ``check_startup`` before the worker starts; each raises ``ConfigError`` to refuse."""
+
+    def check_startup(self) -> None:
+        """Refuse to start (``ConfigError``) when the configuration cannot work, e.g. the loaded
+        runbooks need a service whose settings are missing."""
+        for check in self.startup_checks:
+            check()
 
     def pipelined_agent(self, topic: Any, name: str, handle: Handler) -> Any:
         """Attach agent ``name`` on ``topic``: ``handle(acks, event)`` per event, in order.
