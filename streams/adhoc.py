@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,8 +34,10 @@ from typing import Any, Protocol
 import structlog
 from pydantic import ValidationError
 
-from responder.actions.base import ActionContext, ActionResult
+from responder.actions.base import ActionResult
 from responder.actions.params import ACTION_PARAMS
+from responder.actions.runner import ActionProvider, ActionRequest, ActionRun, ActionRunner
+from responder.actions.runner import Outcome as RunOutcome
 from responder.engine.records import ReplyToCommand
 from responder.errors import PermanentError, ResponderError, TemporaryError
 from responder.integrations.alertmanager.silences import (
@@ -48,11 +49,9 @@ from responder.integrations.alertmanager.silences import (
 )
 from responder.models.commands import Command, CommandKind
 from responder.models.incidents import AuditEvent
-from responder.models.target import Target
 from responder.models.topics import COMMANDS, REPLIES
 from responder.settings import AdhocSettings, Settings
 from streams.context import ResponderStreams
-from streams.effects import ActionProvider
 
 log = structlog.get_logger(__name__)
 
@@ -162,9 +161,24 @@ class AdhocExecutor:
             "actor": command.actor.id,
             "idempotency_key": command.idempotency_key,
         }
-        table = await self.actions()
-        action, model = table.get(name), ACTION_PARAMS.get(name)
-        if action is None or model is None:
+        namespace, _, object_name = command.target.partition("/")
+        request = ActionRequest(
+            action=name,
+            params=dict(command.params),
+            namespace=namespace,
+            name=object_name,
+            incident_id=adhoc_id(command.idempotency_key),
+            dry_run=not apply,
+            timeout_s=self.settings.run_timeout_s,
+        )
+        run = await ActionRunner(self.actions, logger=log).run(request)
+        if run.refused:
+            return await self._refused(run, name, data)
+        return self._outcome(command, run, data | {"key": run.key, "dry_run": not apply})
+
+    async def _refused(self, run: ActionRun, name: str, data: dict[str, Any]) -> Outcome:
+        if run.outcome is RunOutcome.UNKNOWN_ACTION:
+            table = await self.actions()
             known = ", ".join(f"`{n}`" for n in sorted(set(table) & set(ACTION_PARAMS)))
             return Outcome(
                 False,
@@ -172,58 +186,33 @@ class AdhocExecutor:
                 f":x: Unknown action `{slack_text(name, 64)}`. Known actions: {known}.",
                 data | {"reason": "unknown action"},
             )
-        try:
-            params = model.model_validate(dict(command.params))
-        except ValidationError as exc:
-            problems = slack_text(_errors(exc), 800)
-            return Outcome(
-                False,
-                "adhoc.run_refused",
-                f":x: Bad parameters for `{name}`: {problems}",
-                data | {"reason": problems},
-            )
-        namespace, _, object_name = command.target.partition("/")
-        try:
-            target = Target(namespace=namespace, kind="deployment", name=object_name)
-        except ValidationError as exc:
-            problems = slack_text(_errors(exc), 500)
-            return Outcome(
-                False,
-                "adhoc.run_refused",
-                f":x: Bad target: {problems}",
-                data | {"reason": problems},
-            )
-        return await self._execute(command, action, target, params, data)
+        assert isinstance(run.error, ValidationError)
+        if run.outcome is RunOutcome.INVALID_PARAMS:
+            problems = slack_text(_errors(run.error), 800)
+            reply = f":x: Bad parameters for `{name}`: {problems}"
+        else:
+            problems = slack_text(_errors(run.error), 500)
+            reply = f":x: Bad target: {problems}"
+        return Outcome(False, "adhoc.run_refused", reply, data | {"reason": problems})
 
-    async def _execute(
-        self, command: Command, action: Any, target: Target, params: Any, data: dict[str, Any]
-    ) -> Outcome:
-        timeout = self.settings.run_timeout_s
-        incident = adhoc_id(command.idempotency_key)
-        ctx = ActionContext(
-            incident_id=incident,
-            step=0,
-            attempt=1,
-            dry_run=not command.apply,
-            deadline=time.monotonic() + timeout,
-            logger=log.bind(incident_id=incident, action=command.action),
-        )
-        data = data | {"key": ctx.key, "dry_run": ctx.dry_run}
-        what = f"`{command.action}` on `{target}`"
-        try:
-            result: ActionResult = await asyncio.wait_for(action.run(ctx, target, params), timeout)
-        except TimeoutError:
-            reply = f":hourglass: {what} timed out after {timeout:.0f}s; it may have partly run."
+    def _outcome(self, command: Command, run: ActionRun, data: dict[str, Any]) -> Outcome:
+        what = f"`{command.action}` on `{run.target}`"
+        if run.outcome is RunOutcome.TIMED_OUT:
+            reply = (
+                f":hourglass: {what} timed out after {run.timeout_s:.0f}s; it may have partly run."
+            )
             return Outcome(False, "adhoc.run_failed", reply, data | {"error": "timeout"})
-        except ResponderError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            reply = f":x: {what} failed: {slack_text(str(exc), 800)}"
-            return Outcome(False, "adhoc.run_failed", reply, data | {"error": error[:1000]})
-        except Exception as exc:  # an action bug must not stop the agent; the person hears it
-            log.exception("adhoc.run_crashed", action=command.action, key=ctx.key)
-            reply = f":x: {what} failed unexpectedly ({type(exc).__name__})."
-            return Outcome(False, "adhoc.run_failed", reply, data | {"error": repr(exc)[:1000]})
-        log.info("adhoc.run_done", action=command.action, key=ctx.key, changed=result.changed)
+        if run.outcome is RunOutcome.FAILED:
+            reply = f":x: {what} failed: {slack_text(str(run.error), 800)}"
+            return Outcome(False, "adhoc.run_failed", reply, data | {"error": run.detail[:1000]})
+        if (
+            run.result is None
+        ):  # crashed: an action bug must not stop the agent; the person hears it
+            reply = f":x: {what} failed unexpectedly ({type(run.error).__name__})."
+            error = repr(run.error)[:1000]
+            return Outcome(False, "adhoc.run_failed", reply, data | {"error": error})
+        result = run.result
+        log.info("adhoc.run_done", action=command.action, key=run.key, changed=result.changed)
         return Outcome(
             True,
             "adhoc.run",

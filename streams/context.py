@@ -19,7 +19,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -56,6 +56,14 @@ class ResponderStreams:
     metrics: WorkerMetrics
     offsets: ProcessedOffsets
     in_flight: int
+    startup_checks: list[Callable[[], None]] = field(default_factory=list)
+    """Run by ``check_startup`` before the worker starts; each raises ``ConfigError`` to refuse."""
+
+    def check_startup(self) -> None:
+        """Refuse to start (``ConfigError``) when the configuration cannot work, e.g. the loaded
+        runbooks need a service whose settings are missing."""
+        for check in self.startup_checks:
+            check()
 
     def topic(self, *topics: Topic) -> Any:
         """The Faust topic of one or more declared topics (several: one agent reads them all)."""

@@ -7,26 +7,23 @@ A task keeps nothing the engine needs: if the worker dies, the table says the st
 started and the timer's resume path reconciles it (``Action.reconcile(key)``) instead of
 running it blindly again.
 
-The action table is injected (``ActionProvider``): production builds the catalogue of
-``responder.actions.registry`` lazily on first use (it needs a Kubernetes client); tests
-pass their recording action.
+The action table is injected (``ActionProvider``): production passes the catalogue of
+``responder.actions.catalogue`` (each family built when first needed); tests pass their
+recording action. Running an action is ``responder.actions.runner``'s, checking a
+verification ``responder.verification``'s: this module keeps only the task bookkeeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import structlog
-from pydantic import ValidationError
 
-from responder.actions.base import Action, ActionContext
-from responder.actions.params import ACTION_PARAMS
+from responder.actions.runner import ActionProvider, ActionRequest, ActionRunner
 from responder.engine.records import (
     ActionFinished,
     Audit,
@@ -39,20 +36,17 @@ from responder.engine.records import (
     RouteEntry,
     RunAction,
     StartVerify,
-    TargetRef,
     VerifyFinished,
 )
-from responder.errors import ResponderError
 from responder.models.incidents import AuditEvent
-from responder.models.target import Target
 from responder.models.topics import audit_key
 from responder.settings import ActionsSettings, RemediationSettings
+from responder.verification import Check, HTTPGet, PromQL, Verifier, VerifySpec
 from streams.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
 
-ActionProvider = Callable[[], Awaitable[Mapping[str, Action]]]
-"""Returns the action table (built once, on first use)."""
+__all__ = ["ActionProvider", "EffectRunner", "Outbound", "verify_spec"]
 
 Send = Callable[[str, Event], Awaitable[None]]
 """Publish an engine event on ``responder.remediation`` under a target key."""
@@ -69,14 +63,36 @@ class Outbound:
     """``ReplyToCommand`` effects (answered by the notify agent); None: replies are dropped."""
 
 
-def action_target(ref: TargetRef) -> Target:
-    """The runbook's validated target in the actions' model (kind names differ in case)."""
-    kind = ref.kind.lower()
-    if kind not in ("deployment", "service", "httproute", "redis", "http"):
-        kind = "deployment"  # StatefulSet & co. are acted on through their own actions' params
-    return Target.model_validate(
-        {"namespace": ref.namespace, "kind": kind, "name": ref.name, "region": ref.region}
+def action_request(effect: RunAction) -> ActionRequest:
+    """The engine's ``RunAction`` as the action runner's request."""
+    ref = effect.target
+    return ActionRequest(
+        action=effect.action,
+        params=effect.params,
+        namespace=ref.namespace,
+        name=ref.name,
+        kind=ref.kind,
+        region=ref.region,
+        incident_id=effect.incident_id,
+        step=effect.step,
+        attempt=effect.attempt,
+        dry_run=effect.dry_run,
+        timeout_s=effect.timeout_s,
+        reconcile=effect.reconcile,
     )
+
+
+def verify_spec(effect: StartVerify) -> VerifySpec:
+    """The engine's ``StartVerify`` as the verifier's spec."""
+    check: Check
+    if effect.kind == "promql":
+        assert effect.promql is not None
+        check = PromQL(effect.promql)
+    else:
+        check = HTTPGet(
+            effect.http_base or "", effect.http_path or "", frozenset(effect.http_expect)
+        )
+    return VerifySpec(check=check, every_s=effect.every_s, until=effect.until)
 
 
 @dataclass
@@ -89,10 +105,18 @@ class EffectRunner:
     send: Send
     outbound: Outbound
     metrics: WorkerMetrics | None = None
+    verifier: Verifier | None = None
+    """None: one from the settings (query timeout, Prometheus URL, HTTP bases)."""
     _tasks: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     _action_keys: dict[str, str] = field(default_factory=dict)
-    _prometheus: Any = None
-    _http: aiohttp.ClientSession | None = None
+    _runner: ActionRunner = field(init=False)
+    _verifier: Verifier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._runner = ActionRunner(self.actions, logger=log)
+        self._verifier = self.verifier or Verifier.from_settings(
+            self.settings, self.actions_settings
+        )
 
     # --- bookkeeping used by the timer -----------------------------------------------------
 
@@ -138,8 +162,7 @@ class EffectRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.close()
+        await self._verifier.close()
 
     # --- dispatch ------------------------------------------------------------------------------
 
@@ -214,9 +237,9 @@ class EffectRunner:
 
     async def _run_action(self, target_key: str, effect: RunAction) -> None:
         started = time.monotonic()
-        ok, detail, result, reconciled = await self._attempt(effect)
+        run = await self._runner.run(action_request(effect))
         if self.metrics is not None:
-            outcome = "reconciled" if reconciled else "ok" if ok else "failed"
+            outcome = "reconciled" if run.reconciled else "ok" if run.ok else "failed"
             self.metrics.action_seconds.labels(action=effect.action, outcome=outcome).observe(
                 time.monotonic() - started
             )
@@ -225,8 +248,8 @@ class EffectRunner:
             incident_id=effect.incident_id,
             action=effect.action,
             key=effect.key,
-            ok=ok,
-            reconciled=reconciled,
+            ok=run.ok,
+            reconciled=run.reconciled,
         )
         await self.send(
             target_key,
@@ -234,105 +257,33 @@ class EffectRunner:
                 incident_id=effect.incident_id,
                 step=effect.step,
                 attempt=effect.attempt,
-                ok=ok,
-                detail=detail[:1000],
-                result=result,
-                reconciled=reconciled,
+                ok=run.ok,
+                detail=run.detail[:1000],
+                result=run.result_json,
+                reconciled=run.reconciled,
             ),
         )
-
-    async def _attempt(self, effect: RunAction) -> tuple[bool, str, dict[str, Any] | None, bool]:
-        table = await self.actions()
-        action = table.get(effect.action)
-        if action is None:
-            return False, f"no action {effect.action!r} in this worker's catalogue", None, False
-        model = ACTION_PARAMS.get(effect.action)
-        try:
-            params = model.model_validate(effect.params) if model is not None else effect.params
-            target = action_target(effect.target)
-        except (ValidationError, ValueError) as exc:
-            return False, f"invalid parameters or target: {exc}", None, False
-        timeout = max(effect.timeout_s, 0.001)
-        ctx = ActionContext(
-            incident_id=effect.incident_id,
-            step=effect.step,
-            attempt=effect.attempt,
-            dry_run=effect.dry_run,
-            deadline=time.monotonic() + timeout,
-            logger=log.bind(incident_id=effect.incident_id, action=effect.action, key=effect.key),
-        )
-        try:
-            if effect.reconcile:
-                happened = await asyncio.wait_for(action.reconcile(ctx, target, ctx.key), timeout)
-                if happened:
-                    return True, f"reconciled: {ctx.key} had taken effect", None, True
-            result = await asyncio.wait_for(action.run(ctx, target, params), timeout)
-        except TimeoutError:
-            return False, f"timed out after {timeout:.1f}s", None, False
-        except ResponderError as exc:
-            return False, f"{type(exc).__name__}: {exc}", None, False
-        except Exception as exc:  # an action bug must not kill the worker; it fails the step
-            log.exception("remediation.action_crashed", action=effect.action, key=effect.key)
-            return False, f"action failed unexpectedly: {exc!r}", None, False
-        return True, result.detail or "done", result.model_dump(mode="json"), False
 
     # --- verifications ---------------------------------------------------------------------------
 
     async def _verify(self, target_key: str, effect: StartVerify) -> None:
-        """Poll until the check holds (report ok) or the window ends (the engine's deadline fails it)."""
-        detail = ""
-        while True:
-            try:
-                ok, detail = await self._check(effect)
-            except Exception as exc:  # noqa: BLE001 - a failing check is "not yet", never a crash
-                ok, detail = False, f"check failed: {exc!r}"
-            if ok:
-                await self.send(
-                    target_key,
-                    VerifyFinished(
-                        incident_id=effect.incident_id,
-                        step=effect.step,
-                        attempt=effect.attempt,
-                        ok=True,
-                        detail=detail[:1000],
-                    ),
-                )
-                return
-            left = (effect.until - datetime.now(UTC)).total_seconds()
-            if left <= 0:
-                log.info(
-                    "remediation.verify_window_over", incident_id=effect.incident_id, detail=detail
-                )
-                return
-            await asyncio.sleep(min(effect.every_s, left))
-
-    async def _check(self, effect: StartVerify) -> tuple[bool, str]:
-        timeout = self.settings.query_timeout_s
-        if effect.kind == "promql":
-            assert effect.promql is not None
-            result = await asyncio.wait_for(
-                asyncio.to_thread(self._query, effect.promql, timeout), timeout + 1
+        """Report ok once the check holds; at the window's end report nothing (the engine's
+        deadline fails the step)."""
+        verdict = await self._verifier.verify(verify_spec(effect))
+        if not verdict.ok:
+            log.info(
+                "remediation.verify_window_over",
+                incident_id=effect.incident_id,
+                detail=verdict.detail,
             )
-            return bool(result), f"{len(result)} series satisfy the query"
-        base = self.actions_settings.http_base_urls.get(effect.http_base or "")
-        if base is None:
-            return False, f"http base {effect.http_base!r} is not configured"
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(trust_env=False)
-        url = base.rstrip("/") + "/" + (effect.http_path or "").lstrip("/")
-        async with self._http.get(
-            url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
-        ) as response:
-            return response.status in effect.http_expect, f"HTTP {response.status}"
-
-    def _query(self, query: str, timeout: float) -> list[Any]:
-        if self._prometheus is None:
-            from prometheus_api_client import PrometheusConnect
-
-            self._prometheus = PrometheusConnect(url=self.settings.prometheus_url, disable_ssl=True)
-        # Prometheus reads a duration parameter as float seconds ("5.0") or as its own
-        # duration syntax ("5s"); "5.0s" is neither and is refused with 400.
-        result = self._prometheus.custom_query(
-            query, params={"timeout": repr(float(timeout))}, timeout=timeout
+            return
+        await self.send(
+            target_key,
+            VerifyFinished(
+                incident_id=effect.incident_id,
+                step=effect.step,
+                attempt=effect.attempt,
+                ok=True,
+                detail=verdict.detail[:1000],
+            ),
         )
-        return list(result) if isinstance(result, list) else []

@@ -21,14 +21,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from responder.actions.base import Action
+from responder.actions.catalogue import ActionCatalogue
+from responder.actions.runner import ActionProvider
 from responder.engine.machine import EngineConfig, decide
 from responder.engine.records import EVENT_ADAPTER, Event, RouteEntry, TargetState
 from responder.engine.routing import Routed, command_event, route_transition
@@ -45,13 +45,14 @@ from responder.models.topics import (
     ROUTES_TABLE,
 )
 from responder.runbooks.catalog import RunbookSet
-from responder.runbooks.reload import RunbookStore
+from responder.runbooks.reload import Admit, RunbookStore
+from responder.runbooks.requirements import RunbookRequirements, UnmetRequirements
 from responder.runbooks.schema import Runbook
 from responder.settings import Settings
 from streams.commands import CommandRouter
 from streams.context import ResponderStreams
 from streams.deadlines import DeadlineScanner
-from streams.effects import ActionProvider, EffectRunner, Outbound
+from streams.effects import EffectRunner, Outbound
 from streams.pipeline import OrderedAcks, table_write
 
 log = structlog.get_logger(__name__)
@@ -66,9 +67,16 @@ class RunbookSource:
     reloaded runbook applies from the incident's next step (a removed one ends it, audited).
     """
 
-    def __init__(self, runbooks: RunbookSet, store: RunbookStore | None = None) -> None:
+    def __init__(
+        self,
+        runbooks: RunbookSet,
+        store: RunbookStore | None = None,
+        refused: UnmetRequirements | None = None,
+    ) -> None:
         self._static = runbooks
         self.store = store
+        self.refused = refused
+        """The initial set, valid but needing services this worker lacks: never used."""
 
     @property
     def current(self) -> RunbookSet:
@@ -82,18 +90,28 @@ class RunbookSource:
     def lookup(self, runbook_id: str) -> Runbook | None:
         return self.current.by_id.get(runbook_id)
 
+    def check_startup(self) -> None:
+        """Raise the reason the initial set was refused: such a worker must not start."""
+        if self.refused is not None:
+            raise self.refused
+
     @classmethod
-    def from_directory(cls, directory: str) -> RunbookSource:
-        store = RunbookStore(directory)
+    def from_directory(cls, directory: str, admit: Admit | None = None) -> RunbookSource:
+        """The directory's set, hot-reloaded; ``admit`` refuses sets needing missing services."""
+        store = RunbookStore(directory, admit=admit)
+        refused = None
         try:
             loaded = store.load_initial()
+        except UnmetRequirements as exc:
+            refused = exc  # the worker refuses to start (check_startup); never acted on
+            log.error("remediation.runbooks_refused", directory=directory, error=str(exc)[:4000])
         except ConfigError as exc:
             # A worker without valid runbooks still triages; remediation waits for a valid set
             # (the watcher picks it up as soon as the files are fixed).
             log.error("remediation.runbooks_invalid", directory=directory, error=str(exc)[:4000])
         else:
             log.info("remediation.runbooks_loaded", directory=directory, count=len(loaded))
-        return cls(RunbookSet.of(()), store)
+        return cls(RunbookSet.of(()), store, refused)
 
     async def watch(self) -> None:
         """Reload on file changes and on SIGHUP until cancelled (the worker stops)."""
@@ -106,27 +124,11 @@ class RunbookSource:
             remove()
 
 
-def production_actions(settings: Settings) -> ActionProvider:
-    """The built-in catalogue, built on first use (it needs a Kubernetes client)."""
-    built: dict[str, Action] = {}
-    lock = asyncio.Lock()
-
-    async def provide() -> Mapping[str, Action]:
-        async with lock:
-            if not built:
-                from kubernetes_asyncio import client, config
-
-                from responder.actions.registry import ActionDeps, build_actions
-
-                try:
-                    config.load_incluster_config()  # type: ignore[no-untyped-call]
-                except config.ConfigException:
-                    await config.load_kube_config()
-                deps = ActionDeps.build(settings.actions, client.ApiClient())
-                built.update(build_actions(deps))
-        return built
-
-    return provide
+def production_actions(settings: Settings) -> ActionCatalogue:
+    """The built-in catalogue: a family's clients are made when one of its actions first runs,
+    so a worker whose runbooks only clear caches needs no cluster (its runbooks' needs are
+    checked at load: ``responder.runbooks.requirements``)."""
+    return ActionCatalogue(settings.actions)
 
 
 @dataclass
@@ -164,7 +166,16 @@ def register_remediation(
     commands = streams.topic(COMMANDS)
     state_table = streams.table(REMEDIATION_TABLE)
     routes_table = streams.table(ROUTES_TABLE)
-    runbooks = runtime.runbooks or RunbookSource.from_directory(conf.runbooks_dir)
+    catalogue: ActionCatalogue | None = None
+    actions: ActionProvider
+    if runtime.actions is None:
+        actions = catalogue = production_actions(settings)
+    else:
+        actions = runtime.actions
+    runbooks = runtime.runbooks or RunbookSource.from_directory(
+        conf.runbooks_dir, admit=RunbookRequirements(settings, catalogue)
+    )
+    streams.startup_checks.append(runbooks.check_startup)
     engine_config = EngineConfig(global_dry_run=conf.dry_run)
 
     async def send(key: str, event: Event) -> None:
@@ -174,7 +185,7 @@ def register_remediation(
     runner = EffectRunner(
         settings=conf,
         actions_settings=settings.actions,
-        actions=runtime.actions or production_actions(settings),
+        actions=actions,
         send=send,
         outbound=Outbound(
             notifications=notifications,
@@ -336,6 +347,8 @@ def register_remediation(
 
     async def _stop(*_: Any, **__: Any) -> None:
         await runner.stop()
+        if catalogue is not None:
+            await catalogue.close()
 
     app.on_before_shutdown.connect(_stop)
     return RemediationStreams(

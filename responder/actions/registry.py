@@ -3,11 +3,15 @@
 Explicit on purpose (Alertmanager's ``receiver.go``): nothing is discovered by
 scanning packages, and the names here are exactly the names of the parameter
 table in ``params.py`` (a test checks both lists agree).
+
+Actions come in families by the service they need (``FAMILIES``): only the Kubernetes
+family needs a cluster client, so ``ActionDeps`` holds one only when it is given one,
+and building the Redis, HTTP or notify family never touches Kubernetes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -24,7 +28,32 @@ from responder.actions.model_reload import ModelReload
 from responder.actions.notify import Notify
 from responder.actions.retry import RetryPolicy
 from responder.actions.traffic import RegionFailback, RegionFailover
+from responder.errors import ConfigError
 from responder.settings import ActionsSettings
+
+KUBERNETES, REDIS, HTTP, NOTIFY = "kubernetes", "redis", "http", "notify"
+
+FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        KUBERNETES: (
+            "deployment.restart",
+            "deployment.scale",
+            "deployment.rollback",
+            "model.reload",
+            "region.failover",
+            "region.failback",
+            "connections.reset",
+        ),
+        REDIS: ("cache.clear",),
+        HTTP: ("http.request",),
+        NOTIFY: ("notify",),
+    }
+)
+"""Family -> its actions: what one service's settings make possible (or missing, impossible)."""
+
+FAMILY_OF: Mapping[str, str] = MappingProxyType(
+    {name: family for family, names in FAMILIES.items() for name in names}
+)
 
 
 @dataclass
@@ -34,22 +63,33 @@ class ActionDeps:
     settings: ActionsSettings
     guards: Guards
     policy: RetryPolicy
-    kube: Kube
     http: HttpClient
     cache: CacheClear
+    kube_client: Kube | None = None
+    """Only with a cluster client: the Kubernetes family's dependency."""
 
     @classmethod
-    def build(cls, settings: ActionsSettings, api: k8s.ApiClient) -> ActionDeps:
+    def build(cls, settings: ActionsSettings, api: k8s.ApiClient | None = None) -> ActionDeps:
+        """Dependencies of every family; of the Kubernetes family only when ``api`` is given.
+
+        Nothing here connects: the HTTP session and the Redis pools open on first use.
+        """
         guards = Guards.from_settings(settings)
         policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
         return cls(
             settings=settings,
             guards=guards,
             policy=policy,
-            kube=Kube(api, settings, policy),
             http=HttpClient(settings),
             cache=CacheClear(settings, guards, policy),
+            kube_client=None if api is None else Kube(api, settings, policy),
         )
+
+    @property
+    def kube(self) -> Kube:
+        if self.kube_client is None:
+            raise ConfigError("the Kubernetes actions were built without a cluster client")
+        return self.kube_client
 
     async def close(self) -> None:
         await self.http.close()
@@ -79,6 +119,7 @@ ACTIONS: Mapping[str, Callable[[ActionDeps], Action]] = MappingProxyType(
 """Action name -> factory. The names match ``params.ACTION_PARAMS``."""
 
 
-def build_actions(deps: ActionDeps) -> dict[str, Action]:
-    """Every built-in action, ready to run."""
-    return {name: make(deps) for name, make in ACTIONS.items()}
+def build_actions(deps: ActionDeps, families: Iterable[str] | None = None) -> dict[str, Action]:
+    """The built-in actions of ``families`` (default: all), ready to run."""
+    wanted = set(FAMILIES if families is None else families)
+    return {name: make(deps) for name, make in ACTIONS.items() if FAMILY_OF[name] in wanted}

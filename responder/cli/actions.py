@@ -14,20 +14,15 @@ import uuid
 from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
 from responder.actions.params import ACTION_PARAMS
-from responder.errors import ResponderError
-from responder.models.target import Target
 
 if TYPE_CHECKING:
-    from responder.actions.base import ActionResult
+    from responder.actions.runner import ActionRequest, ActionRun
 
-# The registry pulls in kubernetes_asyncio, aiohttp and redis (most of `responder --help`'s
+# The catalogue pulls in kubernetes_asyncio, aiohttp and redis (most of `responder --help`'s
 # start-up time), so it is imported only by the command that runs an action. Its names are
 # ACTION_PARAMS' names, in the same order (tests/actions/test_registry.py holds them equal).
-
-NO_KUBERNETES = frozenset({"cache.clear", "http.request", "notify"})
 
 
 @click.group()
@@ -61,53 +56,42 @@ def run(
     timeout: float,
 ) -> None:
     """Run ACTION on NAMESPACE/NAME and print its result as JSON."""
+    from responder.actions.runner import ActionRequest
+
     namespace, _, name = target.partition("/")
     try:
-        parsed = Target.model_validate({"namespace": namespace, "name": name, "kind": kind})
-        params = ACTION_PARAMS[action].model_validate(json.loads(with_))
-    except (ValidationError, ValueError) as exc:
+        params = json.loads(with_)
+    except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    try:
-        result = asyncio.run(
-            _run(action, parsed, params, apply=apply, kubeconfig=kubeconfig, deadline_s=timeout)
-        )
-    except ResponderError as exc:
-        click.echo(f"{type(exc).__name__}: {exc}", err=True)
+    if not isinstance(params, dict):
+        raise click.BadParameter("--with must be a JSON object")
+    request = ActionRequest(
+        action=action,
+        params=params,
+        namespace=namespace,
+        name=name,
+        kind=kind,
+        incident_id=f"cli-{uuid.uuid4().hex[:8]}",
+        dry_run=not apply,
+        timeout_s=timeout,
+    )
+    done = asyncio.run(_run(request, kubeconfig=kubeconfig))
+    if done.refused:
+        raise click.BadParameter(str(done.error or done.detail))
+    if done.result is None:
+        click.echo(done.detail, err=True)
         sys.exit(1)
-    click.echo(result.model_dump_json(indent=2))
+    click.echo(done.result.model_dump_json(indent=2))
 
 
-async def _run(
-    action: str,
-    target: Target,
-    params: object,
-    *,
-    apply: bool,
-    kubeconfig: str | None,
-    deadline_s: float,
-) -> ActionResult:
-    from kubernetes_asyncio import client as k8s
-    from kubernetes_asyncio.config import new_client_from_config
-
-    from responder.actions.base import ActionContext
-    from responder.actions.registry import ActionDeps, build_actions
-    from responder.clock import SystemClock
+async def _run(request: ActionRequest, *, kubeconfig: str | None) -> ActionRun:
+    from responder.actions.catalogue import ActionCatalogue
+    from responder.actions.runner import ActionRunner
     from responder.settings import get_settings
 
-    # Redis/HTTP actions never call the API: they need no kubeconfig.
-    needs_kube = action not in NO_KUBERNETES
-    api = await new_client_from_config(config_file=kubeconfig) if needs_kube else k8s.ApiClient()
-    deps = ActionDeps.build(get_settings().actions, api)
+    # Families are built on first use: a Redis or HTTP action needs no kubeconfig.
+    catalogue = ActionCatalogue(get_settings().actions, kubeconfig=kubeconfig)
     try:
-        clock = SystemClock()
-        ctx = ActionContext(
-            incident_id=f"cli-{uuid.uuid4().hex[:8]}",
-            step=0,
-            dry_run=not apply,
-            deadline=clock.monotonic() + deadline_s,
-            clock=clock,
-        )
-        return await build_actions(deps)[action].run(ctx, target, params)
+        return await ActionRunner(catalogue).run(request)
     finally:
-        await deps.close()
-        await api.close()
+        await catalogue.close()

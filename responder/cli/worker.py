@@ -35,10 +35,17 @@ def worker(loglevel: str) -> None:
     """Run the Faust worker: consume alerts, keep the incidents table, publish transitions."""
     import faust
 
+    from responder.errors import ConfigError
     from responder.settings import get_settings
     from streams.app import create_streams
 
     settings = get_settings()
     streams = create_streams(settings)
+    try:
+        # Before the broker: a worker whose runbooks need a service it has no settings for
+        # stops here with one message, rather than failing every step at run time.
+        streams.check_startup()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     ensure_worker_topics(streams, settings)
     faust.Worker(streams.app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()

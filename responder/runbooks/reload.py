@@ -7,6 +7,11 @@ directory; if there is any error, the old set stays, the errors are logged and
 counted; otherwise the new set replaces the old one in one assignment, so a
 reader sees either the old set or the new one, never a mixture.
 
+A set that parses can still be unusable here: a step needing Kubernetes on a worker
+without cluster credentials, a cache step without Redis. The store's ``admit`` check
+(``responder.runbooks.requirements``) decides that; an initial set it refuses is fatal,
+a reloaded one is rejected like an invalid one, with the same message.
+
 Reloads are triggered by SIGHUP and by file changes (watchfiles, whose watcher
 runs in a thread, so the event loop is never blocked); the parsing itself runs in
 a worker thread too.
@@ -78,6 +83,12 @@ class ReloadOutcome:
 
     status: str
     errors: tuple[RunbookError, ...] = ()
+    refused: str | None = None
+    """Rejected although valid: why the ``admit`` check refused the set."""
+
+
+Admit = Callable[[RunbookSet], None]
+"""Raises ``ConfigError`` when a valid set cannot be used here (a service it needs is missing)."""
 
 
 class RunbookStore:
@@ -89,10 +100,12 @@ class RunbookStore:
         *,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
+        admit: Admit | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.metrics = _metrics_for(registry)
         self._clock = clock
+        self._admit = admit
         self._current: RunbookSet | None = None
         self._lock = asyncio.Lock()
 
@@ -108,13 +121,16 @@ class RunbookStore:
         return self.current.by_id.get(runbook_id)
 
     def load_initial(self) -> RunbookSet:
-        """First load at start-up: any error is fatal (ConfigError listing all of them)."""
+        """First load at start-up: any error is fatal (ConfigError listing all of them), and so is
+        a valid set the ``admit`` check refuses (its own ConfigError)."""
         result = load_directory(self.directory)
         if result.runbooks is None:
             self.metrics.errors.inc(len(result.errors))
             raise ConfigError(
                 "invalid runbooks:\n" + "\n".join(str(error) for error in result.errors)
             )
+        if self._admit is not None:
+            self._admit(result.runbooks)
         self._apply(result.runbooks)
         return result.runbooks
 
@@ -134,6 +150,18 @@ class RunbookStore:
         if self._current is not None and result.runbooks.digest == self._current.digest:
             self.metrics.reloads.labels(outcome="unchanged").inc()
             return ReloadOutcome("unchanged")
+        if self._admit is not None:
+            try:
+                self._admit(result.runbooks)
+            except ConfigError as exc:
+                self.metrics.reloads.labels(outcome="rejected").inc()
+                log.error(
+                    "runbook_reload_rejected",
+                    directory=str(self.directory),
+                    errors=[str(exc)],
+                    kept=None if self._current is None else self._current.digest,
+                )
+                return ReloadOutcome("rejected", refused=str(exc))
         self._apply(result.runbooks)
         self.metrics.reloads.labels(outcome="applied").inc()
         log.info(
