@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from responder.stack.process import free_port
 from verification_support import HealthServer
 
 from responder.verification import (
@@ -19,6 +18,7 @@ from responder.verification import (
     Verifier,
     VerifySpec,
 )
+from responder_dev.stack.process import free_port
 
 START = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 
