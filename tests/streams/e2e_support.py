@@ -37,9 +37,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """``responder worker`` in a subprocess, its output in a log file shown when a test fails."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, *, env: dict[str, str] | None = None
+    ) -> None:
         self.log_path = log_path
-        env = os.environ | settings_env(settings)
+        env = os.environ | settings_env(settings) | (env or {})
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
             [str(RESPONDER), "--log-level", "INFO", "worker", "--loglevel", "info"],

@@ -225,20 +225,12 @@ class Bus:
     async def start(self) -> None:
         from aiokafka import AIOKafkaProducer
 
+        from responder.models.topics import TOPICS
         from responder_dev.stack.kafka import create_topics_async
 
-        names = (
-            "alerts",
-            "incidents",
-            "audit",
-            "remediation",
-            "commands",
-            "remediation-routes",
-            "notifications",
-        )
         await create_topics_async(
             self.settings.kafka.bootstrap,
-            {self.topic(n): self.settings.kafka.partitions for n in names},
+            {self.topic(t.name): self.settings.kafka.partitions for t in TOPICS},
         )
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka.bootstrap, enable_idempotence=True, linger_ms=0
