@@ -46,7 +46,7 @@ from streams.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ActionProvider", "EffectRunner", "Outbound", "verify_spec"]
+__all__ = ["EffectRunner", "Outbound", "verify_spec"]
 
 Send = Callable[[str, Event], Awaitable[None]]
 """Publish an engine event on ``responder.remediation`` under a target key."""
