@@ -52,7 +52,6 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "streams"), str(ROOT /
 from e2e_escalation_support import (  # noqa: E402
     DEFAULT_KEY,
     ONCALL_KEY,
-    integration_env,
     pagerduty_headers,
     pagerduty_webhook,
     with_integrations,
@@ -71,6 +70,7 @@ from responder.models.alerts import AlertEvent, AlertStatus, incident_key  # noq
 from responder.models.incidents import incident_id  # noqa: E402
 from responder.models.topics import ALERTS, topic_name  # noqa: E402
 from responder.settings import Settings  # noqa: E402
+from responder_dev.settings import settings_env  # noqa: E402
 from responder_dev.stack.kafka import create_topics_async  # noqa: E402
 from responder_dev.stack.process import free_port  # noqa: E402
 
@@ -145,7 +145,7 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> None:
     names = ("alerts", "incidents", "audit", "remediation", "commands", "remediation-routes")
     names += ("notifications", "command-replies", "bench-rtt")
     await create_topics_async(bootstrap, {f"{prefix}.{n}": 4 for n in names})
-    os.environ.update(integration_env(settings))
+    os.environ.update(settings_env(settings, ("slack", "pagerduty", "notify")))
     worker = RecordingWorker(settings, home, record=home / "actions.jsonl", plan=home / "plan.json")
     publisher = KafkaPublisher(
         settings.kafka, topic_name(prefix, ALERTS), retry_after_s=settings.ingest.retry_after_s

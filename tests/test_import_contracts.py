@@ -76,6 +76,16 @@ CASES = [
         "import responder_dev.stack.kafka",
     ),
     (
+        "Redis, HTTP and notification actions, and the runner, work without Kubernetes",
+        "responder/actions/cache.py",
+        "import kubernetes_asyncio",
+    ),
+    (
+        "Redis, HTTP and notification actions, and the runner, work without Kubernetes",
+        "responder/actions/runner.py",
+        "import responder.actions.deployments",  # indirectly: deployments imports kube
+    ),
+    (
         "The domain core knows nothing of Kafka or Faust",
         "responder/engine/machine.py",
         "import aiokafka",

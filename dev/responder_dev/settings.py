@@ -10,9 +10,11 @@ the variable names as they were (``RESPONDER_STACK__KAFKA_PORT``,
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from responder.settings import Settings
 
@@ -129,3 +131,42 @@ class DevSettings(Settings):
 def get_dev_settings() -> DevSettings:
     """The development tools' settings, read from the environment once."""
     return DevSettings()
+
+
+def settings_env(settings: Settings, groups: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The ``RESPONDER_<GROUP>__<FIELD>`` variables that make another ``responder`` process
+    (a worker, ingest) read exactly ``settings``: every group, or those named in ``groups``.
+
+    Secrets are written in clear (the child must read them); unset optional fields are left
+    out, so the child's own default applies; lists and mappings are JSON, as the settings
+    parse them.
+    """
+    env: dict[str, str] = {}
+    for group in groups or tuple(type(settings).model_fields):
+        model = getattr(settings, group)
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if value is not None:
+                env[f"RESPONDER_{group.upper()}__{name.upper()}"] = _env_text(value)
+    return env
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, BaseModel):
+        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
+    return value
+
+
+def _env_text(value: Any) -> str:
+    plain = _plain(value)
+    if isinstance(plain, bool):
+        return str(plain).lower()
+    if isinstance(plain, dict | list):
+        return json.dumps(plain)
+    return str(plain)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
-from e2e_escalation_support import ALICE, integration_env, slack_headers, slack_settings, slash_body
+from e2e_escalation_support import ALICE, slack_headers, slack_settings, slash_body
 from e2e_support import WorkerProcess, read_topic
 from fakes.slack_api import FakeSlack
 from pydantic import SecretStr
@@ -38,6 +37,7 @@ from responder.settings import (
     Settings,
     WorkerSettings,
 )
+from responder_dev.settings import settings_env
 
 Client = TestClient[Any, Any]
 
@@ -64,17 +64,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float) -> 
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(0.2)  # polling interval, bounded by the deadline
-
-
-def env_of(settings: Settings, groups: tuple[str, ...]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for group in groups:
-        for name, value in getattr(settings, group).model_dump(mode="json").items():
-            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-            env[f"RESPONDER_{group.upper()}__{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else text
-            )
-    return env
 
 
 @contextlib.asynccontextmanager
@@ -186,7 +175,7 @@ async def start_harness(
         kubeconfig.write_text(KUBECONFIG)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     for name, value in (
-        integration_env(settings) | env_of(settings, ("actions", "adhoc", "remediation"))
+        settings_env(settings, ("slack", "pagerduty", "notify", "actions", "adhoc", "remediation"))
     ).items():
         monkeypatch.setenv(name, value)  # the worker subprocess reads its settings from these
     worker = WorkerProcess(settings, tmp_path / "worker.log")

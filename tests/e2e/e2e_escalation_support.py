@@ -140,40 +140,6 @@ def with_integrations(base: Settings, slack_url: str, pd_url: str, ca_file: Path
     )
 
 
-def integration_env(settings: Settings) -> dict[str, str]:
-    """``RESPONDER_SLACK__*``, ``RESPONDER_PAGERDUTY__*``, ``RESPONDER_NOTIFY__*`` for the worker."""
-    env: dict[str, str] = {}
-    for group in ("slack", "pagerduty", "notify"):
-        model = getattr(settings, group)
-        for name in type(model).model_fields:
-            value = getattr(model, name)
-            if value is None:
-                continue
-            env[f"RESPONDER_{group.upper()}__{name.upper()}"] = _env_text(value)
-    return env
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    if hasattr(value, "model_dump"):
-        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
-    return value
-
-
-def _env_text(value: Any) -> str:
-    plain = _plain(value)
-    if isinstance(plain, bool):
-        return str(plain).lower()
-    if isinstance(plain, dict | list):
-        return json.dumps(plain)
-    return str(plain)
-
-
 # --- Slack, signed as Slack signs ----------------------------------------------------------
 
 

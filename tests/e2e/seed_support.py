@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from recording import settings_env
 from ruamel.yaml import YAML
 
 from responder.models.incidents import AuditEvent
 from responder.models.topics import AUDIT, topic_name
 from responder.settings import Settings
+from responder_dev.settings import settings_env
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_RUNBOOKS = REPO / "runbooks"

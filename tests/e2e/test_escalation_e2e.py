@@ -27,7 +27,6 @@ from e2e_escalation_support import (
     THIRD_LEVEL_WAIT_S,
     block_actions_body,
     find_button,
-    integration_env,
     labels,
     pagerduty_headers,
     pagerduty_webhook,
@@ -57,6 +56,7 @@ from responder.models.incidents import AuditEvent
 from responder.models.notifications import IncidentPhase
 from responder.models.topics import SLACK_TABLE
 from responder.settings import Settings
+from responder_dev.settings import settings_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -85,7 +85,7 @@ def prepare(
     base = make_settings(kafka, tmp_path, "http://127.0.0.1:9", tmp_path / "runbooks")
     settings = with_integrations(base, slack.url, pd.url, tls_cert[0])
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    for name, value in integration_env(settings).items():
+    for name, value in settings_env(settings, ("slack", "pagerduty", "notify")).items():
         monkeypatch.setenv(name, value)  # the worker subprocess reads its settings from these
     return settings
 

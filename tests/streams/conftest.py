@@ -21,12 +21,22 @@ from pydantic import SecretStr
 
 from responder.ingest.app import create_app
 from responder.ingest.publisher import KafkaPublisher
-from responder.settings import IngestSettings, KafkaSettings, Settings, WorkerSettings
+from responder.settings import (
+    IngestSettings,
+    KafkaSettings,
+    RemediationSettings,
+    Settings,
+    WorkerSettings,
+)
 
 
 @pytest.fixture
 def settings(kafka: Any, tmp_path: Path) -> Settings:
     run = uuid.uuid4().hex[:10]
+    # No runbooks: these tests are about triage, and the worker refuses to start when a
+    # loaded runbook needs a service (Kubernetes, Redis) that is not configured.
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
     return Settings(
         kafka=KafkaSettings(
             bootstrap=kafka.bootstrap,
@@ -42,6 +52,7 @@ def settings(kafka: Any, tmp_path: Path) -> Settings:
             web_enabled=False,
             session_timeout_s=6.0,  # a SIGKILLed worker's partitions move on within seconds
         ),
+        remediation=RemediationSettings(runbooks_dir=str(runbooks)),
     )
 
 

@@ -17,21 +17,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE, topic_name
 from responder.settings import Settings
+from responder_dev.settings import settings_env
 
 TOKEN = "e2e-token"
 PARTITIONS = 4
 RESPONDER = Path(sys.executable).with_name("responder")
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes ``responder`` read exactly these settings."""
-    env: dict[str, str] = {}
-    for group in ("kafka", "worker"):
-        for name, value in getattr(settings, group).model_dump().items():
-            env[f"RESPONDER_{group.upper()}__{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
-    return env
 
 
 class WorkerProcess:

@@ -37,6 +37,7 @@ from responder.actions.params import ACTION_NAMES
 from responder.errors import PermanentError
 from responder.models.notifications import Notification
 from responder.models.target import Target
+from responder.models.topics import TOPICS, topic_name
 from responder.settings import (
     ActionsSettings,
     KafkaSettings,
@@ -44,6 +45,7 @@ from responder.settings import (
     Settings,
     WorkerSettings,
 )
+from responder_dev.settings import settings_env
 
 PARTITIONS = 4
 
@@ -149,21 +151,6 @@ def recording_actions(log_path: Path, plan_path: Path | None) -> dict[str, Actio
     return {name: RecordingAction(name, log_path, plan_path) for name in ACTION_NAMES}
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``RESPONDER_*`` variables that make a worker read exactly these settings."""
-    env: dict[str, str] = {}
-    for group in ("kafka", "worker", "remediation", "actions"):
-        for name, value in getattr(settings, group).model_dump(mode="json").items():
-            if isinstance(value, bool):
-                text = str(value).lower()
-            elif isinstance(value, dict | list):
-                text = json.dumps(value)
-            else:
-                text = str(value)
-            env[f"RESPONDER_{group.upper()}__{name.upper()}"] = text
-    return env
-
-
 class RecordingWorker:
     """This script in a subprocess; SIGTERM or SIGKILL it; its log shown when a test fails."""
 
@@ -220,17 +207,18 @@ class Bus:
         self._producer: Any = None
 
     def topic(self, name: str) -> str:
-        return f"{self.prefix}.{name}"
+        """The full name of the declared topic ``name`` ("alerts", "audit", ...)."""
+        (declared,) = [t for t in TOPICS if t.name == name]
+        return topic_name(self.prefix, declared)
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaProducer
 
-        from responder.models.topics import TOPICS
         from responder_dev.stack.kafka import create_topics_async
 
         await create_topics_async(
             self.settings.kafka.bootstrap,
-            {self.topic(t.name): self.settings.kafka.partitions for t in TOPICS},
+            {topic_name(self.prefix, t): self.settings.kafka.partitions for t in TOPICS},
         )
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka.bootstrap, enable_idempotence=True, linger_ms=0

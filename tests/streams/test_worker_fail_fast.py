@@ -44,13 +44,14 @@ escalation:
 
 REDIS_ONLY = REDIS_ONLY_TEMPLATE.replace("{run}", "x")
 NEEDS_KUBE = (
-    REDIS_ONLY.replace("id: redis_only", "id: needs_kube")
+    REDIS_ONLY_TEMPLATE.replace("id: redis_only", "id: needs_kube")
     .replace("alertname: CacheCold", "alertname: Stuck")
     .replace(
         '  - action: cache.clear\n    with: {pattern: "ff{run}:*"}\n',
         "  - action: deployment.restart\n",
     )
 )
+assert "deployment.restart" in NEEDS_KUBE
 
 
 def no_cluster_env(tmp_path: Path, runbooks: Path, **extra: str) -> dict[str, str]:
@@ -67,7 +68,7 @@ def no_cluster_env(tmp_path: Path, runbooks: Path, **extra: str) -> dict[str, st
 
 
 def runbook_dir(tmp_path: Path, *texts: str) -> Path:
-    directory = tmp_path / "runbooks"
+    directory = tmp_path / "runbooks-under-test"
     directory.mkdir()
     for i, text in enumerate(texts):
         (directory / f"r{i}.yaml").write_text(text)
@@ -120,3 +121,27 @@ async def test_a_dry_run_redis_step_runs_with_no_cluster_configured(
 
 def audits(records: list[tuple[bytes, bytes]]) -> list[AuditEvent]:
     return [AuditEvent.model_validate_json(value) for _, value in records]
+
+
+async def test_a_runbook_that_needs_kubernetes_stops_the_worker_at_start_up(
+    settings: Settings, tmp_path: Path, redis_server: Any
+) -> None:
+    env = no_cluster_env(
+        tmp_path,
+        runbook_dir(tmp_path, REDIS_ONLY, NEEDS_KUBE),
+        RESPONDER_ACTIONS__REDIS_URLS=json.dumps({"default": redis_server.url}),
+    )
+    worker = WorkerProcess(settings, tmp_path / "worker.log", env=env)
+    try:
+        code = await asyncio.to_thread(worker.process.wait, 60)
+    finally:
+        await asyncio.to_thread(worker.stop, timeout_s=10)
+    log = worker.log_tail()
+    assert code != 0, log
+    refusal = [line for line in log.splitlines() if "needs_kube" in line]
+    assert any(
+        "deployment.restart" in line and "needs Kubernetes" in line and "KUBECONFIG" in line
+        for line in refusal
+    ), log
+    assert "redis_only" not in log, log  # the runbook whose services are configured is fine
+    assert "Traceback" not in log, log

@@ -33,6 +33,9 @@ ENGINE = "melody"
 NAMESPACE = "musearoo"
 SEEDED_KEYS = 200
 """Keys put in the generation cache, which the runbook's cache.clear step must delete."""
+RUNBOOK = "high_generation_latency.yaml"
+"""The seed runbook the demo plays; the worker loads it alone, so that it needs only the
+services the demo starts (the other seed runbooks name HTTP bases the stack has none of)."""
 
 
 def _echo(message: str) -> None:
@@ -89,6 +92,7 @@ class Demo:
         self.timeout_s = timeout_s
         self.root = Path(settings.stack.root_dir).resolve()
         self.logs = self.root / "demo"
+        self.worker: _Child
 
     async def run(self) -> None:
         from responder_dev.stack.stack import Stack, webhook_token
@@ -103,14 +107,26 @@ class Demo:
         token = await asyncio.to_thread(webhook_token, self.settings, self.root)
         kubeconfig = await self._prepare_workload(stack) if self.with_kube else None
         await self._seed_cache()
-        env = _child_env(self.settings, token, kubeconfig)
+        env = _child_env(self.settings, token, kubeconfig) | {
+            "RESPONDER_REMEDIATION__RUNBOOKS_DIR": str(self._runbooks())
+        }
         self.logs.mkdir(parents=True, exist_ok=True)
         async with AsyncExitStack() as children:
             await children.enter_async_context(_Child("ingest", ["serve"], env, self.logs))
-            await children.enter_async_context(_Child("worker", ["worker"], env, self.logs))
+            self.worker = await children.enter_async_context(
+                _Child("worker", ["worker"], env, self.logs)
+            )
             await self._wait_ready_ingest()
             await self._play(stack)
         _echo(f"== done; logs in {self.logs}; the stack keeps running (`responder stack down`)")
+
+    def _runbooks(self) -> Path:
+        """A folder holding a copy of the seed runbook the demo plays."""
+        folder = self.root / "demo" / "runbooks"
+        folder.mkdir(parents=True, exist_ok=True)
+        seed = Path(self.settings.remediation.runbooks_dir, RUNBOOK)
+        (folder / RUNBOOK).write_text(seed.read_text())
+        return folder
 
     async def _prepare_workload(self, stack: Any) -> Path:
         """The Deployment the runbook targets, created as an operator would (admin identity)."""
@@ -223,6 +239,7 @@ class Demo:
         end offset of every partition now, before the alert is fired."""
         deadline = time.monotonic() + self.timeout_s
         while topic not in await consumer.topics():
+            self.worker.check_running()
             if time.monotonic() > deadline:
                 raise TemporaryError(f"the worker did not create {topic} within {self.timeout_s} s")
             await asyncio.sleep(0.2)
@@ -287,6 +304,15 @@ class _Child:
             f"== started responder {' '.join(self.args)} (pid {self.process.pid}, log {self.log_path})"
         )
         return self
+
+    def check_running(self) -> None:
+        """Raise, with the end of its log, if the process has exited."""
+        if self.process is not None and self.process.returncode is not None:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-15:]
+            raise TemporaryError(
+                f"responder {' '.join(self.args)} exited with {self.process.returncode}:\n"
+                + "\n".join(tail)
+            )
 
     async def __aexit__(self, *exc: object) -> None:
         if self.process is None or self.process.returncode is not None:
