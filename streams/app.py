@@ -112,3 +112,16 @@ def register_web(streams: ResponderStreams, stages: Callable[[], Iterable[Stage]
         busy = bool(app.rebalancing or (recovery is not None and recovery.in_recovery))
         status = 503 if busy else 200
         return self.json({"ready": not busy, "rebalancing": app.rebalancing}, status=status)
+
+
+def faust_worker(streams: ResponderStreams, loglevel: str) -> faust.Worker:
+    """The Faust worker that runs ``streams``, without Faust's terminal spinner.
+
+    At a log level of WARN or above the spinner's handler sets the *root* logger to DEBUG
+    (``faust.Worker._setup_spinner_handler``), so every debug call in Faust and aiokafka
+    (one or more per message sent) builds a record that the handler then drops: about a
+    tenth of a busy worker's CPU. Without the spinner the root keeps the level asked for.
+    """
+    worker = faust.Worker(streams.app, loglevel=loglevel, redirect_stdouts=False)
+    worker.spinner = None
+    return worker

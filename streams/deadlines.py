@@ -40,8 +40,11 @@ from responder.engine.records import (
 
 log = structlog.get_logger(__name__)
 
-REPUBLISH_AFTER_S = 2.0
-"""A deadline reported but still due this long after is reported again (lost or ignored)."""
+REPUBLISH_AFTER_S = 30.0
+"""A deadline reported whose report the agent has not handled this long after is reported
+again. The agent's handling (``handled``) clears a report at once, so this is only the
+guard against a report the agent never reads; it must exceed any backlog the remediation
+topic can have, or a storm's backlog is multiplied by reports of the same deadlines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,9 @@ class DeadlineScanner:
     """Targets with a deadline or a step in flight: what each tick walks."""
     _stages: dict[str, tuple[Stage, ...]] = field(default_factory=dict)
     """Every target's incidents' stages, for the incidents-by-stage gauge (not walked by ticks)."""
-    _published: dict[_Due, float] = field(default_factory=dict)
+    _published: dict[tuple[str, DeadlineKind], tuple[datetime, float]] = field(default_factory=dict)
+    """(incident id, kind) -> the due time reported and when (monotonic): one report in
+    flight per deadline until the agent has handled it."""
     _orphan_since: dict[_InFlight, float] = field(default_factory=dict)
     _resumed: set[_InFlight] = field(default_factory=set)
     _next_scan: float = 0.0
@@ -116,6 +121,11 @@ class DeadlineScanner:
             stages[key] = tuple(run.stage for run in state.runs.values())
         else:
             stages.pop(key, None)
+
+    def handled(self, incident_id: str, kind: DeadlineKind) -> None:
+        """The agent has decided a ``DeadlineDue`` for this deadline (its state is written):
+        if the deadline is still due, the next tick may report it again."""
+        self._published.pop((incident_id, kind), None)
 
     def stages(self) -> list[Stage]:
         """The stage of every incident under remediation in this worker's partitions."""
@@ -152,14 +162,17 @@ class DeadlineScanner:
         # Sent together, awaited once: thousands of deadlines falling due in one tick (an
         # alert storm's escalations) must not wait a broker round trip each, one by one.
         sends: list[Awaitable[None]] = []
+        reported: list[tuple[str, DeadlineKind] | None] = []  # per send: its deadline
         for key, entry in list(self._index.items()):
             for due in entry.dues:
                 if due.due > now:
                     continue
-                sent = self._published.get(due)
-                if sent is not None and mono - sent < REPUBLISH_AFTER_S:
-                    continue
-                self._published[due] = mono
+                deadline = (due.incident_id, due.kind)
+                sent = self._published.get(deadline)
+                if sent is not None and sent[0] == due.due and mono - sent[1] < REPUBLISH_AFTER_S:
+                    continue  # reported, not yet handled by the agent
+                self._published[deadline] = (due.due, mono)
+                reported.append(deadline)
                 sends.append(
                     self.send(
                         key, DeadlineDue(incident_id=due.incident_id, kind=due.kind, due=due.due)
@@ -173,6 +186,7 @@ class DeadlineScanner:
                 since = self._orphan_since.setdefault(flight, mono)
                 if mono - since >= self.resume_grace_s:
                     self._resumed.add(flight)
+                    reported.append(None)
                     log.warning(
                         "remediation.resume",
                         target=key,
@@ -191,9 +205,15 @@ class DeadlineScanner:
                         )
                     )
         if sends:
-            await asyncio.gather(*sends)
-        # Bounded memory: forget what no longer exists.
-        for stale in [d for d, at in self._published.items() if mono - at > 60.0]:
+            results = await asyncio.gather(*sends, return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            for reported_as, result in zip(reported, results, strict=True):
+                if reported_as is not None and isinstance(result, BaseException):
+                    self._published.pop(reported_as, None)  # not on the broker: report again
+            if failed:
+                raise failed[0]
+        # Bounded memory: forget reports the agent never handled (their deadline is gone).
+        for stale in [d for d, (_, at) in self._published.items() if mono - at > REPUBLISH_AFTER_S]:
             del self._published[stale]
         self._orphan_since = {f: t for f, t in self._orphan_since.items() if f in live}
         self._resumed &= live

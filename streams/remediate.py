@@ -31,7 +31,13 @@ from responder.actions.catalogue import ActionCatalogue
 from responder.actions.runner import ActionProvider
 from responder.clock import UtcClock
 from responder.engine.machine import EngineConfig, decide
-from responder.engine.records import EVENT_ADAPTER, Event, RouteEntry, TargetState
+from responder.engine.records import (
+    EVENT_ADAPTER,
+    DeadlineDue,
+    Event,
+    RouteEntry,
+    TargetState,
+)
 from responder.engine.routing import Routed, command_event, route_transition
 from responder.models.commands import Command
 from responder.models.incidents import AuditEvent, IncidentTransition
@@ -116,8 +122,15 @@ def register_remediation(
         )
 
     async def send(key: str, event: Event) -> None:
-        """Publish an engine event and return once the broker has it."""
-        await (await issue(key, event))
+        """Publish an engine event from a task (a finished action or verification, a due
+        deadline) and return once the broker has it.
+
+        Through Faust's producer buffer (``send_soon``: one sender, first in first out), not
+        ``send``: aiokafka wakes every coroutine waiting on a full batch when it drains and
+        all of them retry, so thousands of tasks sending at once (a storm's finished
+        actions, one tick's due deadlines) cost quadratic time; queued, each costs one put.
+        """
+        await remediation.send_soon(key=key.encode(), value=event.model_dump_json().encode())
 
     runner = EffectRunner(
         settings=conf,
@@ -317,6 +330,8 @@ class Remediator:
         def act() -> None:
             if decision.changed:
                 self._scanner.update(key, decision.state)
+            if isinstance(engine_event, DeadlineDue):
+                self._scanner.handled(engine_event.incident_id, engine_event.kind)
             self._runner.start(key, decision.effects)
 
         await acks.add(event, sent, write, act)

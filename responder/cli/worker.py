@@ -33,11 +33,9 @@ def ensure_worker_topics(streams: ResponderStreams, settings: Settings) -> None:
 @click.option("--loglevel", default="info", show_default=True, help="Faust's own log level.")
 def worker(loglevel: str) -> None:
     """Run the Faust worker: consume alerts, keep the incidents table, publish transitions."""
-    import faust
-
     from responder.errors import ConfigError
     from responder.settings import get_settings
-    from streams.app import create_streams
+    from streams.app import create_streams, faust_worker
 
     settings = get_settings()
     streams = create_streams(settings)
@@ -48,4 +46,4 @@ def worker(loglevel: str) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     ensure_worker_topics(streams, settings)
-    faust.Worker(streams.app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
+    faust_worker(streams, loglevel).execute_from_commandline()

@@ -426,12 +426,10 @@ async def wait_for(
 
 
 def main() -> None:  # pragma: no cover - runs in the worker subprocess
-    import faust
-
     from responder.cli.worker import ensure_worker_topics
     from responder.logging import configure
     from responder.settings import get_settings
-    from streams.app import create_streams
+    from streams.app import create_streams, faust_worker
     from streams.remediate import RemediationRuntime
 
     configure(json=True, level=os.environ.get("RECORDING_LOG_LEVEL", "WARNING"))
@@ -451,7 +449,7 @@ def main() -> None:  # pragma: no cover - runs in the worker subprocess
     guarantee = os.environ.get("RECORDING_PROCESSING_GUARANTEE")
     if guarantee:  # the bench compares Faust's exactly_once (transactions) with the ledger alone
         streams.app.conf.processing_guarantee = guarantee
-    faust.Worker(streams.app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
+    faust_worker(streams, "warning").execute_from_commandline()
 
 
 if __name__ == "__main__":
