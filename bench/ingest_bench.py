@@ -80,6 +80,7 @@ class Process:
     """A ``responder`` subcommand with RESPONDER_* settings, its output in a file."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log_path = log
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
             [str(RESPONDER), "--log-level", "WARNING", *args],
@@ -243,12 +244,14 @@ async def consumer_at_end(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaC
 
 
 async def opened_latencies(
-    consumer: AIOKafkaConsumer, run: str, expected: int, timeout_s: float
+    consumer: AIOKafkaConsumer, run: str, expected: int, timeout_s: float, worker: Process
 ) -> tuple[list[float], list[float]]:
     visible: list[float] = []
     decided: list[float] = []
     deadline = time.monotonic() + timeout_s
     while len(visible) < expected and time.monotonic() < deadline:
+        if worker.proc.poll() is not None:
+            raise SystemExit(f"the worker exited ({worker.proc.returncode}): see {worker.log_path}")
         batches = await consumer.getmany(timeout_ms=200)
         now = datetime.now(UTC)
         for messages in batches.values():
@@ -306,7 +309,11 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[st
         "RESPONDER_WORKER__APP_ID": f"{prefix}-worker",
         "RESPONDER_WORKER__DATA_DIR": str(home / "worker"),
         "RESPONDER_WORKER__WEB_ENABLED": "false",
+        # No runbooks: this bench measures ingest and triage (the worker refuses runbooks
+        # that need services it has no settings for, such as the seed set's Kubernetes).
+        "RESPONDER_REMEDIATION__RUNBOOKS_DIR": str(home / "no-runbooks"),
     }
+    (home / "no-runbooks").mkdir(exist_ok=True)
     await create_topics_async(
         bootstrap,
         {topic_name(prefix, ALERTS): PARTITIONS, topic_name(prefix, INCIDENTS): PARTITIONS},
@@ -339,7 +346,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[st
                 await post(
                     session, url, json.dumps(request_body(warm, 0, keys_per_request=5)).encode()
                 )
-                await opened_latencies(consumer, warm, 5, timeout_s=300)
+                await opened_latencies(consumer, warm, 5, timeout_s=300, worker=worker)
                 load = asyncio.create_task(
                     open_loop(
                         session, url, run, seconds=args.seconds, rate=args.rate, keys_per_request=5
@@ -347,7 +354,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[st
                 )
                 expected = int(args.seconds * args.rate / BATCH) * 5
                 visible, decided = await opened_latencies(
-                    consumer, run, expected, timeout_s=args.seconds + 120
+                    consumer, run, expected, timeout_s=args.seconds + 120, worker=worker
                 )
                 during, _ = await load
             result["received_to_opened"] = {

@@ -16,14 +16,11 @@ import asyncio
 import os
 from collections.abc import Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 from redis.connection import parse_url
 
 from responder.actions.base import Action, ActionContext, ActionResult
-from responder.actions.kube import Kube
 from responder.actions.params import HTTPRequestParams
 from responder.actions.registry import (
     ACTIONS,
@@ -37,6 +34,9 @@ from responder.actions.registry import (
 from responder.errors import ConfigError
 from responder.models.target import Target
 from responder.settings import ActionsSettings
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client as k8s
 
 __all__ = ["ActionCatalogue", "load_kube_configuration"]
 
@@ -53,6 +53,9 @@ async def load_kube_configuration(config_file: str | None = None) -> k8s.Configu
 
     Raises ``ConfigError`` saying what was tried and what to set.
     """
+    from kubernetes_asyncio import client as k8s
+    from kubernetes_asyncio import config as k8s_config
+
     configuration = k8s.Configuration()
     in_cluster = "not in a pod (KUBERNETES_SERVICE_HOST unset)"
     if config_file is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -159,6 +162,10 @@ class ActionCatalogue(Mapping[str, Action]):
         async with self._lock:
             if family not in self._families:
                 if family == KUBERNETES:
+                    from kubernetes_asyncio import client as k8s
+
+                    from responder.actions.kube import Kube
+
                     if self._kube_configuration is None:
                         self._kube_configuration = await load_kube_configuration(self._kubeconfig)
                     self._api = k8s.ApiClient(self._kube_configuration)

@@ -14,22 +14,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-
-from kubernetes_asyncio import client as k8s
+from typing import TYPE_CHECKING
 
 from responder.actions.base import Action
 from responder.actions.cache import CacheClear
-from responder.actions.connections import ConnectionsReset
-from responder.actions.deployments import DeploymentRestart, DeploymentRollback, DeploymentScale
 from responder.actions.guards import Guards
 from responder.actions.http import HttpClient, HttpRequest
-from responder.actions.kube import Kube
-from responder.actions.model_reload import ModelReload
 from responder.actions.notify import Notify
 from responder.actions.retry import RetryPolicy
-from responder.actions.traffic import RegionFailback, RegionFailover
 from responder.errors import ConfigError
 from responder.settings import ActionsSettings
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client as k8s
+
+    from responder.actions.kube import Kube
+
+# The Kubernetes family's modules (and kubernetes_asyncio, some 50 MiB of API models) are
+# imported by its factories, when a runbook that uses the family is first run: a worker
+# whose runbooks only clear caches never loads them.
 
 KUBERNETES, REDIS, HTTP, NOTIFY = "kubernetes", "redis", "http", "notify"
 
@@ -82,7 +85,7 @@ class ActionDeps:
             policy=policy,
             http=HttpClient(settings),
             cache=CacheClear(settings, guards, policy),
-            kube_client=None if api is None else Kube(api, settings, policy),
+            kube_client=None if api is None else _kube(api, settings, policy),
         )
 
     @property
@@ -96,22 +99,68 @@ class ActionDeps:
         await self.cache.close()
 
 
-def _restart(d: ActionDeps) -> DeploymentRestart:
+def _kube(api: k8s.ApiClient, settings: ActionsSettings, policy: RetryPolicy) -> Kube:
+    from responder.actions.kube import Kube
+
+    return Kube(api, settings, policy)
+
+
+def _restart(d: ActionDeps) -> Action:
+    from responder.actions.deployments import DeploymentRestart
+
     return DeploymentRestart(d.kube, d.guards)
+
+
+def _scale(d: ActionDeps) -> Action:
+    from responder.actions.deployments import DeploymentScale
+
+    return DeploymentScale(d.kube, d.guards)
+
+
+def _rollback(d: ActionDeps) -> Action:
+    from responder.actions.deployments import DeploymentRollback
+
+    return DeploymentRollback(d.kube, d.guards)
+
+
+def _model_reload(d: ActionDeps) -> Action:
+    from responder.actions.deployments import DeploymentRestart
+    from responder.actions.model_reload import ModelReload
+
+    return ModelReload(d.kube, d.http, d.guards, d.policy, DeploymentRestart(d.kube, d.guards))
+
+
+def _failover(d: ActionDeps) -> Action:
+    from responder.actions.traffic import RegionFailover
+
+    return RegionFailover(d.kube, d.guards)
+
+
+def _failback(d: ActionDeps) -> Action:
+    from responder.actions.traffic import RegionFailback
+
+    return RegionFailback(d.kube, d.guards)
+
+
+def _connections_reset(d: ActionDeps) -> Action:
+    from responder.actions.connections import ConnectionsReset
+    from responder.actions.deployments import DeploymentRestart
+
+    return ConnectionsReset(
+        d.kube, d.http, d.settings, d.guards, d.policy, DeploymentRestart(d.kube, d.guards)
+    )
 
 
 ACTIONS: Mapping[str, Callable[[ActionDeps], Action]] = MappingProxyType(
     {
         "deployment.restart": _restart,
-        "deployment.scale": lambda d: DeploymentScale(d.kube, d.guards),
-        "deployment.rollback": lambda d: DeploymentRollback(d.kube, d.guards),
+        "deployment.scale": _scale,
+        "deployment.rollback": _rollback,
         "cache.clear": lambda d: d.cache,
-        "model.reload": lambda d: ModelReload(d.kube, d.http, d.guards, d.policy, _restart(d)),
-        "region.failover": lambda d: RegionFailover(d.kube, d.guards),
-        "region.failback": lambda d: RegionFailback(d.kube, d.guards),
-        "connections.reset": lambda d: ConnectionsReset(
-            d.kube, d.http, d.settings, d.guards, d.policy, _restart(d)
-        ),
+        "model.reload": _model_reload,
+        "region.failover": _failover,
+        "region.failback": _failback,
+        "connections.reset": _connections_reset,
         "http.request": lambda d: HttpRequest(d.http, d.settings, d.guards, d.policy),
         "notify": lambda d: Notify(),
     }
