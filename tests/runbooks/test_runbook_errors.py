@@ -164,7 +164,9 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "two kinds of verification",
         "  - action: deployment.restart\n",
         "  - action: deployment.restart\n    verify: {alert_resolved: true, promql: 'up == 1'}\n",
-        ["rb.yaml:10:5 steps[0].verify: set exactly one of promql, http or alert_resolved: true"],
+        [
+            "rb.yaml:10:5 steps[0].verify: set exactly one of promql, http, probe or alert_resolved: true"
+        ],
     ),
     (
         "template filter",
