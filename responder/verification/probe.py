@@ -137,7 +137,7 @@ class ProbeReading:
             "url": self.url,
             "success": self.success,
             "confidence": self.confidence,
-            "latency_ms": round(self.latency_ms, 3),
+            "latency_ms": self.latency_ms,
             "engine": self.engine,
             "status": self.status,
             "error": self.error,
@@ -234,7 +234,8 @@ class ProbeChecker:
         started = self._monotonic()
 
         def elapsed_ms() -> float:
-            return (self._monotonic() - started) * 1000.0
+            # Microseconds are the precision recorded, and the one the threshold is judged at.
+            return round((self._monotonic() - started) * 1000.0, 3)
 
         try:
             async with self._session.post(
@@ -284,7 +285,7 @@ class ProbeChecker:
             "verdict": verdict.value,
             "success": worst.success,
             "confidence": worst.confidence,
-            "latency_ms": round(worst.latency_ms, 3),
+            "latency_ms": worst.latency_ms,
             "engine": worst.engine,
             "url": worst.url,
             "error": worst.error,

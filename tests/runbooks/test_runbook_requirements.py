@@ -40,6 +40,22 @@ HTTP_CHECKED = (
     )
 )
 
+POD_PROBED = (
+    CACHE_ONLY.replace("id: cache_only", "id: pod_probed")
+    .replace("alertname: CacheCold", "alertname: EngineSlow")
+    .replace(
+        '    with: {pattern: "gen:*"}\n', '    with: {pattern: "gen:*"}\n    verify: {probe: {}}\n'
+    )
+)
+BASE_PROBED = (
+    CACHE_ONLY.replace("id: cache_only", "id: base_probed")
+    .replace("alertname: CacheCold", "alertname: EngineDown")
+    .replace(
+        '    with: {pattern: "gen:*"}\n',
+        '    with: {pattern: "gen:*"}\n    verify: {probe: {base: drummaroo}}\n',
+    )
+)
+
 
 @pytest.fixture(autouse=True)
 def _not_in_a_pod(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,3 +172,29 @@ def test_a_reload_needing_an_unconfigured_family_is_rejected_and_the_old_set_kep
     )
     assert store.reload().status == "applied"
     assert sorted(r.id for r in store.current.runbooks) == ["cache_only", "minimal"]
+
+
+def test_a_probe_needs_kubernetes_for_pods_and_its_base_for_a_base_url(
+    runbook_dir: Path, tmp_path: Path
+) -> None:
+    settings = _settings(redis_urls={"default": "redis://127.0.0.1:6399/0"})
+    runbooks = _set(runbook_dir, pod_probed=POD_PROBED, base_probed=BASE_PROBED)
+
+    problems = unmet(runbooks.runbooks, settings, _catalogue(settings, tmp_path))
+
+    assert len(problems) == 2, problems
+    pods, base = sorted(problems, key=lambda p: "pod_probed" not in p)
+    assert pods.startswith(
+        "runbook 'pod_probed' step 1 (cache.clear) probe of the target's pods needs Kubernetes: "
+    ), pods
+    assert "set KUBECONFIG" in pods
+    assert base.startswith(
+        "runbook 'base_probed' step 1 (cache.clear) verification needs the HTTP base "
+        "'drummaroo': set RESPONDER_ACTIONS__HTTP_BASE_URLS"
+    ), base
+    configured = _settings(
+        redis_urls={"default": "redis://127.0.0.1:6399/0"},
+        http_base_urls={"drummaroo": "http://127.0.0.1:8099"},
+    )
+    left = unmet(runbooks.runbooks, configured, _catalogue(configured, tmp_path))
+    assert [p.split(" step")[0] for p in left] == ["runbook 'pod_probed'"]
