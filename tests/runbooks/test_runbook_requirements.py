@@ -30,31 +30,25 @@ CACHE_ONLY = (
         '  - action: cache.clear\n    with: {pattern: "gen:*"}\n',
     )
 )
-HTTP_CHECKED = (
-    CACHE_ONLY.replace("id: cache_only", "id: http_checked")
-    .replace("alertname: CacheCold", "alertname: GatewayDown")
-    .replace(
-        '    with: {pattern: "gen:*"}\n',
-        '    with: {pattern: "gw:*"}\n    verify:\n'
-        "      http: {base: gateway, path: /healthz, expect_status: [200]}\n",
-    )
-)
 
-POD_PROBED = (
-    CACHE_ONLY.replace("id: cache_only", "id: pod_probed")
-    .replace("alertname: CacheCold", "alertname: EngineSlow")
-    .replace(
-        '    with: {pattern: "gen:*"}\n', '    with: {pattern: "gen:*"}\n    verify: {probe: {}}\n'
+
+def _cache_variant(id_: str, alertname: str, verify: str) -> str:
+    """CACHE_ONLY under another id and alert name, its step verified by ``verify`` (YAML)."""
+    return (
+        CACHE_ONLY.replace("id: cache_only", f"id: {id_}")
+        .replace("alertname: CacheCold", f"alertname: {alertname}")
+        .replace(
+            '    with: {pattern: "gen:*"}\n',
+            f'    with: {{pattern: "gen:*"}}\n    verify: {verify}\n',
+        )
     )
+
+
+HTTP_CHECKED = _cache_variant(
+    "http_checked", "GatewayDown", "{http: {base: gateway, path: /healthz, expect_status: [200]}}"
 )
-BASE_PROBED = (
-    CACHE_ONLY.replace("id: cache_only", "id: base_probed")
-    .replace("alertname: CacheCold", "alertname: EngineDown")
-    .replace(
-        '    with: {pattern: "gen:*"}\n',
-        '    with: {pattern: "gen:*"}\n    verify: {probe: {base: drummaroo}}\n',
-    )
-)
+POD_PROBED = _cache_variant("pod_probed", "EngineSlow", "{probe: {}}")
+BASE_PROBED = _cache_variant("base_probed", "EngineDown", "{probe: {base: drummaroo}}")
 
 
 @pytest.fixture(autouse=True)
