@@ -7,16 +7,14 @@ be the point, with generous bounds.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from aiohttp import web
+from probe_support import Answer, Engine, FakeMonotonic, serve_engine
 
 from responder.models.target import Target
 from responder.verification import (
@@ -31,81 +29,6 @@ from responder_dev.stack.process import free_port
 START = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 
 
-@dataclass
-class FakeMonotonic:
-    """The probe's clock: only the engine moves it (by the latency it plays)."""
-
-    at: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.at
-
-
-@dataclass
-class Answer:
-    success: Any = True
-    confidence: Any = 0.93
-    status: int = 200
-    takes_s: float = 0.01
-    """Latency played on the fake clock."""
-    real_delay_s: float = 0.0
-    body: Any = None
-    """Sent instead of the contract's answer when set."""
-
-
-@dataclass
-class Engine:
-    """A MuseAroo engine's test-generation endpoint, as the probe contract defines it."""
-
-    clock: FakeMonotonic
-    host: str = "127.0.0.1"
-    port: int = 0
-    answers: list[Answer] = field(default_factory=lambda: [Answer()])
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.calls.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "body": await request.json(),
-                "local": request.transport.get_extra_info("sockname")[0]
-                if request.transport
-                else None,
-                "peer": request.remote,
-            }
-        )
-        answer = self.answers[min(len(self.calls), len(self.answers)) - 1]
-        if answer.real_delay_s:
-            await asyncio.sleep(answer.real_delay_s)
-        self.clock.at += answer.takes_s
-        body = answer.body
-        if body is None:
-            body = {
-                "success": answer.success,
-                "confidence": answer.confidence,
-                "engine": "drummaroo",
-                "duration_ms": 1.0,  # the engine's own figure: never the measured latency
-            }
-        return web.json_response(body, status=answer.status)
-
-
-async def _serve(engine: Engine) -> web.AppRunner:
-    app = web.Application()
-    app.router.add_post("/v1/generate/test", engine.handle)
-    app.router.add_post("/custom/probe", engine.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, engine.host, engine.port)
-    await site.start()
-    engine.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner
-
-
 @pytest.fixture
 def clock() -> FakeMonotonic:
     return FakeMonotonic()
@@ -114,7 +37,7 @@ def clock() -> FakeMonotonic:
 @pytest.fixture
 async def engine(clock: FakeMonotonic) -> AsyncIterator[Engine]:
     server = Engine(clock)
-    runner = await _serve(server)
+    runner = await serve_engine(server)
     try:
         yield server
     finally:
@@ -200,7 +123,7 @@ async def test_failed_by_a_connection_error_and_by_a_timeout(clock: FakeMonotoni
     assert verdict.measured["error"].startswith("call failed: ClientConnectorError")
 
     slow = Engine(FakeMonotonic(), answers=[Answer(real_delay_s=2.0)])
-    runner = await _serve(slow)
+    runner = await serve_engine(slow)
     checker = ProbeChecker({"slow": slow.url}, timeout_s=0.2)
     try:
         verdict = await checker(GenerationProbe(base="slow"))
@@ -250,7 +173,7 @@ async def test_latency_degraded_above_200_ms_on_the_callers_clock(
 async def test_a_real_slow_engine_is_latency_degraded(clock: FakeMonotonic) -> None:
     """The delay is the point here: the real clock, a 400 ms answer, generous bounds."""
     slow = Engine(clock, answers=[Answer(real_delay_s=0.4)])
-    runner = await _serve(slow)
+    runner = await serve_engine(slow)
     checker = ProbeChecker({"slow": slow.url}, timeout_s=10, monotonic=time.monotonic)
     try:
         verdict = await checker(GenerationProbe(base="slow"))
@@ -337,7 +260,7 @@ async def test_every_pod_is_probed_and_the_worst_verdict_counts(clock: FakeMonot
     port = free_port("127.0.0.2")
     healthy = Engine(clock, host="127.0.0.2", port=port, answers=[Answer(confidence=0.9)])
     unsure = Engine(clock, host="127.0.0.3", port=port, answers=[Answer(confidence=0.5)])
-    runners = [await _serve(healthy), await _serve(unsure)]
+    runners = [await serve_engine(healthy), await serve_engine(unsure)]
     pods = StubPods([healthy.url, unsure.url])
     checker = ProbeChecker({}, timeout_s=5, pods=pods, monotonic=clock)
     service = Target(namespace="musearoo", kind="service", name="drummaroo-engine")
