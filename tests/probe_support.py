@@ -9,9 +9,11 @@ clock so thresholds are tested without waiting.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 
@@ -88,3 +90,19 @@ async def serve_engine(engine: Engine) -> web.AppRunner:
     await site.start()
     engine.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner
+
+
+@pytest.fixture
+def probe_clock() -> FakeMonotonic:
+    return FakeMonotonic()
+
+
+@pytest.fixture
+async def probe_engine(probe_clock: FakeMonotonic) -> AsyncIterator[Engine]:
+    """An engine on 127.0.0.1 answering healthy until the test says otherwise."""
+    server = Engine(probe_clock)
+    runner = await serve_engine(server)
+    try:
+        yield server
+    finally:
+        await runner.cleanup()

@@ -9,12 +9,13 @@ values are on the incident's step and in the audit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from engine_support import Engine, of_type, opened, runbook
-from probe_support import Answer, FakeMonotonic, serve_engine
+from engine_support import TKEY, Engine, of_type, opened, runbook
+from probe_support import Answer, FakeMonotonic
 from probe_support import Engine as EngineServer
 
 from responder.engine.records import (
@@ -22,13 +23,26 @@ from responder.engine.records import (
     Audit,
     DeadlineDue,
     DeadlineKind,
+    Event,
     RunAction,
     Stage,
     StartVerify,
     VerifyFinished,
 )
+from responder.settings import ActionsSettings, RemediationSettings
 from responder.verification import GenerationProbe, ProbeChecker, Verifier
-from streams.effects import verify_spec
+from streams.effects import EffectRunner, Outbound, verify_spec
+
+
+@pytest.fixture
+def clock(probe_clock: FakeMonotonic) -> FakeMonotonic:
+    return probe_clock
+
+
+@pytest.fixture
+def server(probe_engine: EngineServer) -> EngineServer:
+    return probe_engine
+
 
 S = timedelta(seconds=1)
 
@@ -47,45 +61,41 @@ def probed_steps(probe: str) -> str:
 """.strip("\n")
 
 
-@pytest.fixture
-def clock() -> FakeMonotonic:
-    return FakeMonotonic()
-
-
-@pytest.fixture
-async def server(clock: FakeMonotonic) -> AsyncIterator[EngineServer]:
-    made = EngineServer(clock)
-    runner = await serve_engine(made)
-    try:
-        yield made
-    finally:
-        await runner.cleanup()
+async def no_actions() -> dict[str, Any]:
+    return {}
 
 
 async def verify_once(engine: Engine, server: EngineServer, clock: FakeMonotonic) -> VerifyFinished:
-    """Carry out the engine's StartVerify as the effect runner does, with a fake window."""
+    """The engine's StartVerify carried out by the effect runner, as the worker does, in a
+    window the fake time ends after one evaluation; returns the event it reports."""
     (start,) = of_type(engine.all_effects, StartVerify)
-    spec = verify_spec(start)
-    assert isinstance(spec.check, GenerationProbe)
-    checker = ProbeChecker({"drummaroo": server.url}, timeout_s=5, monotonic=clock)
-    at = [spec.until - timedelta(seconds=1)]  # one evaluation, then the window is over
+    at = [start.until - timedelta(seconds=1)]
 
     async def sleep(seconds: float) -> None:
         at[0] += timedelta(seconds=seconds)
 
-    verifier = Verifier({GenerationProbe: checker}, now=lambda: at[0], sleep=sleep)
-    try:
-        verdict = await verifier.verify(spec)
-    finally:
-        await verifier.close()
-    return VerifyFinished(
-        incident_id=start.incident_id,
-        step=start.step,
-        attempt=start.attempt,
-        ok=verdict.ok,
-        detail=verdict.detail,
-        measured=dict(verdict.measured),
+    checker = ProbeChecker({"drummaroo": server.url}, timeout_s=5, monotonic=clock)
+    reported: asyncio.Queue[tuple[str, Event]] = asyncio.Queue()
+
+    async def send(key: str, event: Event) -> None:
+        await reported.put((key, event))
+
+    runner = EffectRunner(
+        settings=RemediationSettings(),
+        actions_settings=ActionsSettings(),
+        actions=no_actions,
+        send=send,
+        outbound=Outbound(notifications=None, audit=None, routes=None),
+        verifier=Verifier({GenerationProbe: checker}, now=lambda: at[0], sleep=sleep),
     )
+    try:
+        runner.start(TKEY, [start])
+        key, event = await asyncio.wait_for(reported.get(), 10)
+    finally:
+        await runner.stop()
+    assert key == TKEY
+    assert isinstance(event, VerifyFinished)
+    return event
 
 
 def reload_done(engine: Engine) -> None:

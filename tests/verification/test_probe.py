@@ -26,22 +26,18 @@ from responder.verification import (
 )
 from responder_dev.stack.process import free_port
 
+
+@pytest.fixture
+def clock(probe_clock: FakeMonotonic) -> FakeMonotonic:
+    return probe_clock
+
+
+@pytest.fixture
+def engine(probe_engine: Engine) -> Engine:
+    return probe_engine
+
+
 START = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FakeMonotonic:
-    return FakeMonotonic()
-
-
-@pytest.fixture
-async def engine(clock: FakeMonotonic) -> AsyncIterator[Engine]:
-    server = Engine(clock)
-    runner = await serve_engine(server)
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
