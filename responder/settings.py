@@ -167,7 +167,7 @@ class ActionsSettings(BaseModel):
     allowed_endpoint_networks: list[str] = Field(
         default_factory=lambda: ["127.0.0.0/8"],
         description="CIDRs that pod/endpoint addresses read from the cluster must fall in before "
-        "model.reload or connections.reset calls them. Loopback by default (dev and tests); a "
+        "model.reload, connections.reset or a generation probe calls them. Loopback by default (dev and tests); a "
         "real cluster names its pod network, e.g. 10.244.0.0/16.",
     )
     endpoint_source: Literal["endpointslices", "pods"] = Field(
@@ -181,7 +181,8 @@ class ActionsSettings(BaseModel):
     endpoint_parallelism: int = Field(
         8,
         ge=1,
-        description="Endpoints connections.reset calls at once (model.reload's runbook sets its own).",
+        description="Endpoints connections.reset, or a generation probe, calls at once "
+        "(model.reload's runbook sets its own).",
     )
     http_base_urls: dict[str, str] = Field(
         default_factory=dict,

@@ -39,9 +39,19 @@ from responder.engine.records import (
     VerifyFinished,
 )
 from responder.models.incidents import AuditEvent
+from responder.models.target import Target
 from responder.models.topics import audit_key
 from responder.settings import ActionsSettings, RemediationSettings
-from responder.verification import Check, HTTPGet, PromQL, Verifier, VerifySpec
+from responder.verification import (
+    Check,
+    GenerationProbe,
+    HTTPGet,
+    PodURLs,
+    ProbeVerdict,
+    PromQL,
+    Verifier,
+    VerifySpec,
+)
 from streams.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
@@ -88,6 +98,22 @@ def verify_spec(effect: StartVerify) -> VerifySpec:
     if effect.kind == "promql":
         assert effect.promql is not None
         check = PromQL(effect.promql)
+    elif effect.kind == "probe":
+        assert effect.probe is not None
+        probe, service = effect.probe, effect.probe.service
+        check = GenerationProbe(
+            base=probe.base,
+            service=None
+            if service is None
+            else Target(namespace=service.namespace, kind="service", name=service.name),
+            port=probe.port,
+            path=probe.path,
+            complexity=probe.complexity,
+            style=probe.style,
+            min_confidence=probe.min_confidence,
+            max_latency_ms=probe.max_latency_ms,
+            accept=frozenset(ProbeVerdict(name) for name in probe.accept),
+        )
     else:
         check = HTTPGet(
             effect.http_base or "", effect.http_path or "", frozenset(effect.http_expect)
@@ -106,7 +132,9 @@ class EffectRunner:
     outbound: Outbound
     metrics: WorkerMetrics | None = None
     verifier: Verifier | None = None
-    """None: one from the settings (query timeout, Prometheus URL, HTTP bases)."""
+    """None: one from the settings (query timeout, Prometheus URL, HTTP bases) and ``pods``."""
+    pods: PodURLs | None = None
+    """Where a probe of the target's pods finds their URLs (production: the action catalogue)."""
     _tasks: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     _action_keys: dict[str, str] = field(default_factory=dict)
     _runner: ActionRunner = field(init=False)
@@ -115,7 +143,7 @@ class EffectRunner:
     def __post_init__(self) -> None:
         self._runner = ActionRunner(self.actions, logger=log)
         self._verifier = self.verifier or Verifier.from_settings(
-            self.settings, self.actions_settings
+            self.settings, self.actions_settings, pods=self.pods
         )
 
     # --- bookkeeping used by the timer -----------------------------------------------------
@@ -267,8 +295,9 @@ class EffectRunner:
     # --- verifications ---------------------------------------------------------------------------
 
     async def _verify(self, target_key: str, effect: StartVerify) -> None:
-        """Report ok once the check holds; at the window's end report nothing (the engine's
-        deadline fails the step)."""
+        """Report ok once the check holds; at the window's end report the last failing verdict
+        with what it measured (the engine's deadline, due at the same time, fails the step if
+        it is handled first; the verdict is then audited as late)."""
         verdict = await self._verifier.verify(verify_spec(effect))
         if not verdict.ok:
             log.info(
@@ -276,14 +305,14 @@ class EffectRunner:
                 incident_id=effect.incident_id,
                 detail=verdict.detail,
             )
-            return
         await self.send(
             target_key,
             VerifyFinished(
                 incident_id=effect.incident_id,
                 step=effect.step,
                 attempt=effect.attempt,
-                ok=True,
+                ok=verdict.ok,
                 detail=verdict.detail[:1000],
+                measured=dict(verdict.measured),
             ),
         )

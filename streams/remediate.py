@@ -53,6 +53,7 @@ from responder.models.topics import (
 from responder.runbooks.requirements import RunbookRequirements
 from responder.runbooks.source import RunbookSource
 from responder.settings import Settings
+from responder.verification import PodURLs
 from streams.commands import CommandRouter
 from streams.context import ResponderStreams
 from streams.deadlines import DeadlineScanner
@@ -75,6 +76,9 @@ class RemediationRuntime:
 
     actions: ActionProvider | None = None
     runbooks: RunbookSource | None = None
+    pods: PodURLs | None = None
+    """Where a probe of a target's pods finds their URLs; None: the production catalogue's
+    (with injected ``actions``: no pod probes unless given here)."""
 
 
 @dataclass
@@ -144,6 +148,7 @@ def register_remediation(
             replies=streams.topic(REPLIES),
         ),
         metrics=streams.metrics,
+        pods=runtime.pods or (catalogue.pod_urls if catalogue is not None else None),
     )
     scanner = DeadlineScanner(
         table=state_table,

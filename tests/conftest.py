@@ -29,6 +29,8 @@ from responder_dev.stack.prometheus import Prometheus
 from responder_dev.stack.redis import Redis
 from responder_dev.stack.service import ProcessService
 
+pytest_plugins = ["probe_support"]  # probe_clock, probe_engine: the probe tests' engine
+
 # Fixtures that start a server. A test using ``kafka`` carries the ``kafka`` marker, so
 # ``-m "not kafka"`` skips the broker tests.
 _SERVER_FIXTURES = ("kafka", "redis_server", "prometheus", "alertmanager")

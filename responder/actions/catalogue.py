@@ -18,6 +18,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import structlog
 from redis.connection import parse_url
 
 from responder.actions.base import Action, ActionContext, ActionResult
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from kubernetes_asyncio import client as k8s
 
 __all__ = ["ActionCatalogue", "load_kube_configuration"]
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -125,11 +128,8 @@ class ActionCatalogue(Mapping[str, Action]):
         """
         family = FAMILY_OF.get(action)
         if family == KUBERNETES:
-            try:
-                self.require_kubernetes()
-            except ConfigError as exc:
-                return f"needs Kubernetes: {exc}"
-        elif family == REDIS:
+            return self.missing_kubernetes()
+        if family == REDIS:
             url = self._settings.redis_urls.get("default")
             if url is None:
                 return "needs Redis: set RESPONDER_ACTIONS__REDIS_URLS with a 'default' entry"
@@ -148,6 +148,14 @@ class ActionCatalogue(Mapping[str, Action]):
             )
         return None
 
+    def missing_kubernetes(self) -> str | None:
+        """None when pods can be read from the cluster (a probe of the target's pods needs it)."""
+        try:
+            self.require_kubernetes()
+        except ConfigError as exc:
+            return f"needs Kubernetes: {exc}"
+        return None
+
     def require_kubernetes(self) -> k8s.Configuration:
         """The Kubernetes configuration, loaded on first call; ``ConfigError`` if there is none."""
         if self._kube_configuration is None:
@@ -158,7 +166,10 @@ class ActionCatalogue(Mapping[str, Action]):
 
     async def build(self, name: str) -> Action:
         """The real action ``name``, its family built now if this is its first run."""
-        family = FAMILY_OF[name]
+        await self._ensure(FAMILY_OF[name])
+        return self._built[name]
+
+    async def _ensure(self, family: str) -> None:
         async with self._lock:
             if family not in self._families:
                 if family == KUBERNETES:
@@ -172,7 +183,24 @@ class ActionCatalogue(Mapping[str, Action]):
                     self._deps.kube_client = Kube(self._api, self._settings, self._deps.policy)
                 self._built.update(build_actions(self._deps, [family]))
                 self._families.add(family)
-        return self._built[name]
+
+    # --- what verifications read from the cluster ------------------------------------------
+
+    async def pod_urls(self, service: Target, port: int, path: str) -> list[str]:
+        """The URL of ``path`` on ``port`` of every ready pod behind Service ``service``.
+
+        A generation probe's ``PodURLs``: the pods ``model.reload`` calls, found and checked
+        the same way (namespace allow-list, ``actions.endpoint_source``, every address inside
+        ``actions.allowed_endpoint_networks``), with the same Kubernetes client.
+        """
+        from responder.actions.endpoints import endpoint_url, ready_addresses
+
+        await self._ensure(KUBERNETES)
+        guards = self._deps.guards
+        guards.check_target(service)
+        ctx = ActionContext(incident_id="probe", step=0, logger=log)
+        addresses = await ready_addresses(self._deps.kube, guards, ctx, service)
+        return [endpoint_url(address, port, path) for address in addresses]
 
     async def close(self) -> None:
         await self._deps.close()

@@ -20,6 +20,7 @@ def main(log_format: str, log_level: str) -> None:
 from responder.cli.actions import actions  # noqa: E402
 from responder.cli.devtools import dev_commands  # noqa: E402
 from responder.cli.incidents import incidents  # noqa: E402
+from responder.cli.probe import probe  # noqa: E402
 from responder.cli.runbooks import runbooks  # noqa: E402
 from responder.cli.serve import serve  # noqa: E402
 from responder.cli.worker import worker  # noqa: E402
@@ -29,5 +30,6 @@ main.add_command(worker)
 main.add_command(runbooks)
 main.add_command(actions)
 main.add_command(incidents)
+main.add_command(probe)
 for command in dev_commands():  # stack, demo: development tools (dev/)
     main.add_command(command)

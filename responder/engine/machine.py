@@ -50,6 +50,7 @@ from responder.engine.records import (
     LedgerEntry,
     LedgerStatus,
     Notify,
+    ProbeRequest,
     ReplyToCommand,
     Resume,
     RunAction,
@@ -164,6 +165,20 @@ class _Decider:
             )
         )
 
+    def audit_outcome(
+        self, run: IncidentRun, kind: str, event: ActionFinished | VerifyFinished, **data: Any
+    ) -> None:
+        """Audit what an action or a verification reported, whether or not the plan uses it."""
+        self.audit(
+            run,
+            kind,
+            step=event.step,
+            attempt=event.attempt,
+            ok=event.ok,
+            detail=event.detail[:500],
+            **data,
+        )
+
     def notify(
         self,
         run: IncidentRun,
@@ -181,7 +196,13 @@ class _Decider:
             )
         )
 
-    def history(self, run: IncidentRun, status: Any, detail: str = "") -> None:
+    def history(
+        self,
+        run: IncidentRun,
+        status: Any,
+        detail: str = "",
+        measured: dict[str, Any] | None = None,
+    ) -> None:
         runbook = self.runbooks(run.runbook_id)
         action = (
             runbook.steps[run.step].action
@@ -195,6 +216,7 @@ class _Decider:
                 action=action,
                 status=status,
                 detail=detail[:500],
+                measured=measured or None,
                 at=self.now,
             )
         )
@@ -338,15 +360,8 @@ class _Decider:
             }
         )
         self.changed = True
-        self.audit(
-            run,
-            "action_finished",
-            step=event.step,
-            attempt=event.attempt,
-            ok=event.ok,
-            detail=event.detail[:500],
-            reconciled=event.reconciled,
-            result=event.result,
+        self.audit_outcome(
+            run, "action_finished", event, reconciled=event.reconciled, result=event.result
         )
         if (run.stage, run.step, run.attempt) != (Stage.RUNNING, event.step, event.attempt):
             return  # timed out already; the result is on record, the plan moved on
@@ -399,6 +414,32 @@ class _Decider:
                 every_s=verify.every.total_seconds(),
                 until=run.stage_due,
             )
+        elif verify.kind == "probe":
+            assert verify.probe is not None
+            assert run.target is not None
+            probe = verify.probe
+            effect = StartVerify(
+                incident_id=run.id,
+                step=run.step,
+                attempt=run.attempt,
+                kind="probe",
+                probe=ProbeRequest(
+                    base=probe.base,
+                    # The pods model.reload reaches: the Service named like the target.
+                    service=None
+                    if probe.base is not None
+                    else run.target.model_copy(update={"kind": "Service"}),
+                    port=probe.port,
+                    path=str(probe.path),
+                    complexity=probe.complexity,
+                    style=probe.style,
+                    min_confidence=probe.min_confidence,
+                    max_latency_ms=probe.max_latency_ms,
+                    accept=sorted(probe.accepted),
+                ),
+                every_s=verify.every.total_seconds(),
+                until=run.stage_due,
+            )
         else:
             assert verify.http is not None
             effect = StartVerify(
@@ -415,13 +456,24 @@ class _Decider:
         self.effects.append(effect)
 
     def verify_finished(self, run: IncidentRun, runbook: Runbook, event: VerifyFinished) -> None:
-        if (run.stage, run.step, run.attempt) != (Stage.VERIFYING, event.step, event.attempt):
-            return
+        current = (run.stage, run.step, run.attempt) == (
+            Stage.VERIFYING,
+            event.step,
+            event.attempt,
+        )
+        if not current and ledger_key(run.id, event.step, event.attempt) not in run.ledger:
+            return  # never started here
+        # On record either way, as a late action result is: what the check measured.
+        self.audit_outcome(
+            run, "verify_finished", event, measured=event.measured or None, late=not current
+        )
+        if not current:
+            return  # the window's deadline failed the step already; the plan moved on
         if event.ok:
-            self.history(run, "verified", event.detail)
+            self.history(run, "verified", event.detail, event.measured)
             self.end(run, runbook, "verified", actor=None)
         else:
-            self.history(run, "verify_failed", event.detail)
+            self.history(run, "verify_failed", event.detail, event.measured)
             self.step_failed(run, runbook, event.detail or "verification failed")
 
     def idle(self, run: IncidentRun, runbook: Runbook, why: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from responder.engine.records import IncidentRun, Stage
+from responder.engine.records import IncidentRun, Stage, StepOutcome
 from responder.models.notifications import (
     IncidentPhase,
     Notification,
@@ -62,19 +62,20 @@ def _severity(labels: dict[str, str]) -> Severity:
 def _steps(run: IncidentRun, runbook: Runbook | None) -> tuple[StepReport, ...]:
     if runbook is None:
         return ()
-    latest: dict[int, tuple[StepStatus, str]] = {}
+    latest: dict[int, StepOutcome] = {}
     for outcome in run.history:
-        latest[outcome.step] = (_STATUS[outcome.status], outcome.detail)
+        latest[outcome.step] = outcome
     reports = []
     for index, step in enumerate(runbook.steps):
-        status, detail = latest.get(index, (StepStatus.PENDING, ""))
+        last = latest.get(index)
         reports.append(
             StepReport(
                 index=index,
                 action=step.action,
-                status=status,
-                detail=detail[:2000],
+                status=StepStatus.PENDING if last is None else _STATUS[last.status],
+                detail="" if last is None else last.detail[:2000],
                 approval_required=step.approval == "required",
+                measured=None if last is None else last.measured,
             )
         )
     return tuple(reports)

@@ -97,6 +97,8 @@ class StepOutcome(BaseModel):
         "cancelled",
     ]
     detail: str = ""
+    measured: dict[str, Any] | None = None
+    """What the step's verification measured (a probe's verdict, success, confidence, latency)."""
     at: datetime
 
 
@@ -226,11 +228,16 @@ class ActionFinished(_Event):
 
 
 class VerifyFinished(_Event):
+    """A verification's outcome: held (``ok``), or its window ended with the last failing
+    verdict (the engine's deadline fails the step too, if it comes first)."""
+
     type: Literal["verify_finished"] = "verify_finished"
     step: int
     attempt: int
     ok: bool
     detail: str = ""
+    measured: dict[str, Any] = Field(default_factory=dict)
+    """The check's measured values (``Verdict.measured``), kept with the step and audited."""
 
 
 class DeadlineKind(StrEnum):
@@ -312,16 +319,34 @@ class RunAction(_Effect):
     """Resuming a started-but-unfinished run: ask ``reconcile(key)`` before running again."""
 
 
+class ProbeRequest(BaseModel):
+    """A runbook's ``probe:`` made concrete: a base URL name, or the target's Service pods."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base: str | None = None
+    service: TargetRef | None = None
+    """The Service (named like the target) whose ready pods are probed; None with ``base``."""
+    port: int
+    path: str
+    complexity: float
+    style: str
+    min_confidence: float
+    max_latency_ms: float
+    accept: list[str] = Field(default_factory=list)
+
+
 class StartVerify(_Effect):
     type: Literal["start_verify"] = "start_verify"
     incident_id: str
     step: int
     attempt: int
-    kind: Literal["promql", "http"]
+    kind: Literal["promql", "http", "probe"]
     promql: str | None = None
     http_base: str | None = None
     http_path: str | None = None
     http_expect: list[int] = Field(default_factory=list)
+    probe: ProbeRequest | None = None
     every_s: float
     until: datetime
 

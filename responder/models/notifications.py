@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +64,9 @@ class StepReport(BaseModel):
     status: StepStatus
     detail: str = Field("", max_length=2000, description="What it changed or why it failed.")
     approval_required: bool = False
+    measured: dict[str, Any] | None = Field(
+        None, description="What its verification measured (a probe's verdict and values)."
+    )
 
 
 class Link(BaseModel):

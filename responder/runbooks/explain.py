@@ -106,6 +106,8 @@ def _verify(step: Step, alert: AlertInput) -> dict[str, Any]:
             out["error"] = f"cannot render: {err} (the verification would count as failed)"
     elif verify.http is not None:
         out["http"] = verify.http.model_dump(mode="json")
+    elif verify.probe is not None:
+        out["probe"] = verify.probe.model_dump(mode="json")
     return out
 
 

@@ -28,6 +28,10 @@ class ActionServices(Protocol):
         """None when the step can run; else "needs …: set …"."""
         ...
 
+    def missing_kubernetes(self) -> str | None:
+        """None when pods can be read from the cluster; else "needs Kubernetes: …"."""
+        ...
+
 
 class UnmetRequirements(ConfigError):
     """The runbooks need a service whose settings are missing or unusable."""
@@ -51,8 +55,13 @@ def unmet(
             verify = step.verify
             if verify is None:
                 continue
-            if verify.http is not None and verify.http.base not in http_bases:
-                base = verify.http.base
+            base = verify.http.base if verify.http is not None else None
+            if verify.probe is not None:
+                base = verify.probe.base
+                pods = None if actions is None or base is not None else actions.missing_kubernetes()
+                if pods is not None:
+                    problems.append(f"{where} probe of the target's pods {pods}")
+            if base is not None and base not in http_bases:
                 problems.append(
                     f"{where} verification needs the HTTP base {base!r}: set "
                     f"RESPONDER_ACTIONS__HTTP_BASE_URLS with a {base!r} entry"

@@ -34,6 +34,7 @@ from responder.actions.params import (
     DNS_LABEL_MAX,
     ActionParams,
     Duration,
+    Port,
     RefName,
     RelativePath,
     SlackChannel,
@@ -43,6 +44,7 @@ from responder.actions.params import (
 )
 from responder.runbooks.promql import PromQLError, parse_promql_template
 from responder.runbooks.templates import Template, TemplateSyntaxError, parse_template
+from responder.verification.probe import DEGRADED, PROBE_PATH, ProbeVerdict
 
 __all__ = [
     "Absent",
@@ -55,6 +57,7 @@ __all__ = [
     "OneOf",
     "PagerDutyLevel",
     "Present",
+    "ProbeCheck",
     "Regex",
     "Repeat",
     "Runbook",
@@ -283,31 +286,75 @@ class HTTPCheck(_Strict):
     )
 
 
+ProbeStyle = Annotated[
+    str, pattern_check(r"[a-z0-9][a-z0-9_-]{0,31}", "a style name (lower-case letters, digits)")
+]
+Degraded = Literal["quality_degraded", "latency_degraded"]
+
+
+class ProbeCheck(_Strict):
+    """A test generation on the engine (the design's health check), judged by thresholds.
+
+    The call goes to every ready pod behind the Service named like the target, on ``port``
+    (as ``model.reload`` reaches them), or, with ``base``, to an allow-listed base URL.
+    Healthy holds; a degraded verdict holds only if ``accept`` names it; failed never does.
+    """
+
+    base: RefName | None = None
+    port: Port = 8080
+    path: RelativePath = PROBE_PATH
+    complexity: float = Field(0.5, ge=0.0, le=1.0)
+    style: ProbeStyle = "test"
+    min_confidence: float = Field(0.7, ge=0.0, le=1.0)
+    max_latency_ms: float = Field(200.0, gt=0.0, le=60_000.0)
+    accept: list[Degraded] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _base_or_pods(self) -> ProbeCheck:
+        if self.base is not None and "port" in self.model_fields_set:
+            raise PydanticCustomError(
+                "exclusive", "port is for the target's pods; a base URL carries its own port"
+            )
+        return self
+
+    @property
+    def accepted(self) -> frozenset[ProbeVerdict]:
+        return frozenset(ProbeVerdict(name) for name in self.accept) & DEGRADED
+
+
 class Verify(_Strict):
-    """How the engine decides a step worked: exactly one of promql, http, alert_resolved."""
+    """How the engine decides a step worked: exactly one of promql, http, probe, alert_resolved."""
 
     promql: PromQLTemplate | None = None
     http: HTTPCheck | None = None
+    probe: ProbeCheck | None = None
     alert_resolved: bool = False
     within: Duration = timedelta(minutes=2)
     every: Duration = timedelta(seconds=15)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Verify:
-        kinds = (self.promql is not None) + (self.http is not None) + self.alert_resolved
+        kinds = (
+            (self.promql is not None)
+            + (self.http is not None)
+            + (self.probe is not None)
+            + self.alert_resolved
+        )
         if kinds != 1:
             raise PydanticCustomError(
-                "one_of", "set exactly one of promql, http or alert_resolved: true"
+                "one_of", "set exactly one of promql, http, probe or alert_resolved: true"
             )
         if self.every > self.within or self.within <= timedelta(0):
             raise PydanticCustomError("window", "within must be > 0s and ≥ every")
         return self
 
     @property
-    def kind(self) -> Literal["promql", "http", "alert_resolved"]:
+    def kind(self) -> Literal["promql", "http", "probe", "alert_resolved"]:
         if self.promql is not None:
             return "promql"
-        return "http" if self.http is not None else "alert_resolved"
+        if self.http is not None:
+            return "http"
+        return "probe" if self.probe is not None else "alert_resolved"
 
 
 class Step(_Strict):

@@ -8,14 +8,26 @@ clock and the checks against real servers.
 
 from responder.verification.base import Check, Checker, Verdict, VerifySpec
 from responder.verification.http import HTTPChecker, HTTPGet
+from responder.verification.probe import (
+    GenerationProbe,
+    PodURLs,
+    ProbeChecker,
+    ProbeReading,
+    ProbeVerdict,
+)
 from responder.verification.promql import PromQL, PromQLChecker
 from responder.verification.verifier import Verifier
 
 __all__ = [
     "Check",
     "Checker",
+    "GenerationProbe",
     "HTTPChecker",
     "HTTPGet",
+    "PodURLs",
+    "ProbeChecker",
+    "ProbeReading",
+    "ProbeVerdict",
     "PromQL",
     "PromQLChecker",
     "Verdict",

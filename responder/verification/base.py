@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +14,9 @@ class Verdict:
 
     ok: bool
     detail: str
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    """What the check measured, as JSON values (a probe's verdict, success, confidence,
+    latency); recorded with the step on the incident and in the audit."""
 
 
 class Check(Protocol):

@@ -15,6 +15,14 @@ import aiohttp
 from responder.verification.base import Verdict
 
 
+def base_url(base_urls: Mapping[str, str], base: str, path: str) -> str | None:
+    """``path`` under the allow-listed base named ``base``; None when no such base is set."""
+    root = base_urls.get(base)
+    if root is None:
+        return None
+    return root.rstrip("/") + "/" + path.lstrip("/")
+
+
 @dataclass(frozen=True, slots=True)
 class HTTPGet:
     base: str
@@ -32,12 +40,11 @@ class HTTPChecker:
         self._session: aiohttp.ClientSession | None = None
 
     async def __call__(self, check: HTTPGet) -> Verdict:
-        base = self.base_urls.get(check.base)
-        if base is None:
+        url = base_url(self.base_urls, check.base, check.path)
+        if url is None:
             return Verdict(False, f"http base {check.base!r} is not configured")
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(trust_env=False)
-        url = base.rstrip("/") + "/" + check.path.lstrip("/")
         async with self._session.get(
             url, timeout=aiohttp.ClientTimeout(total=self.timeout_s), allow_redirects=False
         ) as response:

@@ -18,6 +18,7 @@ import structlog
 from responder.settings import ActionsSettings, RemediationSettings
 from responder.verification.base import Check, Checker, Verdict, VerifySpec
 from responder.verification.http import HTTPChecker, HTTPGet
+from responder.verification.probe import GenerationProbe, PodURLs, ProbeChecker
 from responder.verification.promql import PromQL, PromQLChecker
 
 log = structlog.get_logger(__name__)
@@ -47,13 +48,21 @@ class Verifier:
         remediation: RemediationSettings,
         actions: ActionsSettings,
         *,
+        pods: PodURLs | None = None,
         now: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> Verifier:
+        """``pods``: where a probe of a Service's pods finds their URLs (None: such probes fail)."""
         timeout = remediation.query_timeout_s
         checkers: dict[type[Any], Checker[Any]] = {
             PromQL: PromQLChecker(remediation.prometheus_url, timeout),
             HTTPGet: HTTPChecker(actions.http_base_urls, timeout),
+            GenerationProbe: ProbeChecker(
+                actions.http_base_urls,
+                timeout,
+                pods=pods,
+                parallelism=actions.endpoint_parallelism,
+            ),
         }
         return cls(checkers, now=now, sleep=sleep)
 

@@ -215,9 +215,18 @@ def first(kind: str, **data: Any) -> Callable[[list[AuditEvent]], AuditEvent | N
     return find
 
 
+PROBE_PATH = "/v1/generate/test"
+
+
 class PodServers:
     """HTTP servers on the pods' loopback addresses (kwok's 127.64.x.y) at the seed's port,
-    recording each request (pod address, path, JSON body) as a model server or hub would."""
+    recording each request (pod address, path, JSON body) as a model server or hub would.
+
+    The engines' test-generation endpoint answers as the probe contract says, with a
+    confidence below the design's 0.7: the engine is still degraded after its models are
+    reloaded, so a probe verification fails and the incident moves on."""
+
+    probe_confidence = 0.42
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
@@ -227,7 +236,20 @@ class PodServers:
         raw = await request.read()
         body = json.loads(raw) if raw else {}
         self.calls.append((str(request.url.host), request.path, body))
+        if request.path == PROBE_PATH:
+            return web.json_response(
+                {
+                    "success": True,
+                    "confidence": self.probe_confidence,
+                    "engine": "seed",
+                    "duration_ms": 1.0,
+                }
+            )
         return web.json_response({"ok": True})
+
+    def to(self, path: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """The calls to ``path``."""
+        return [call for call in self.calls if call[1] == path]
 
     async def serve(self, addresses: list[str], port: int) -> None:
         for address in addresses:

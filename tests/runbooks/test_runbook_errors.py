@@ -164,7 +164,9 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "two kinds of verification",
         "  - action: deployment.restart\n",
         "  - action: deployment.restart\n    verify: {alert_resolved: true, promql: 'up == 1'}\n",
-        ["rb.yaml:10:5 steps[0].verify: set exactly one of promql, http or alert_resolved: true"],
+        [
+            "rb.yaml:10:5 steps[0].verify: set exactly one of promql, http, probe or alert_resolved: true"
+        ],
     ),
     (
         "template filter",
@@ -313,6 +315,77 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "steps: [\n",
         ["rb.yaml:9:3 (document): YAML: expected the node content, but found '-'"],
     ),
+    (
+        "probe: unknown key",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify: {probe: {port: 8080, confidence: 0.5}}\n",
+        ["rb.yaml:10:34 steps[0].verify.probe.confidence: unknown key"],
+    ),
+    (
+        "probe: failed cannot be accepted",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify: {probe: {accept: [failed]}}\n",
+        [
+            "rb.yaml:10:31 steps[0].verify.probe.accept[0]: must be 'quality_degraded' or "
+            "'latency_degraded'"
+        ],
+    ),
+    (
+        "probe: confidence threshold above 1",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify:\n      probe:\n        min_confidence: 1.5\n",
+        ["rb.yaml:12:9 steps[0].verify.probe.min_confidence: must be less than or equal to 1"],
+    ),
+    (
+        "probe: latency threshold of zero",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify:\n      probe: {max_latency_ms: 0}\n",
+        ["rb.yaml:11:15 steps[0].verify.probe.max_latency_ms: must be greater than 0"],
+    ),
+    (
+        "probe: a base URL and a pod port",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify:\n      probe: {base: engine-api, port: 9000}\n",
+        [
+            "rb.yaml:11:7 steps[0].verify.probe: port is for the target's pods; a base URL "
+            "carries its own port"
+        ],
+    ),
+    (
+        "probe: path with a host",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify:\n      probe: {path: 'http://evil.example/x'}\n",
+        [
+            "rb.yaml:11:15 steps[0].verify.probe.path: 'http://evil.example/x' must be a path "
+            "starting with '/' (no scheme, host, '..' or spaces)"
+        ],
+    ),
+    (
+        "probe: and promql",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify: {probe: {}, promql: 'up == 1'}\n",
+        [
+            "rb.yaml:10:5 steps[0].verify: set exactly one of promql, http, probe or alert_resolved: true"
+        ],
+    ),
+    (
+        "probe: complexity not a number",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify:\n      probe: {complexity: high}\n",
+        [
+            "rb.yaml:11:15 steps[0].verify.probe.complexity: must be a valid number, unable to "
+            "parse string as a number"
+        ],
+    ),
+    (
+        "probe: style not a name",
+        "  - action: deployment.restart\n",
+        "  - action: deployment.restart\n    verify:\n      probe: {style: 'Jazz Fusion!'}\n",
+        [
+            "rb.yaml:11:15 steps[0].verify.probe.style: 'Jazz Fusion!' is not a style name "
+            "(lower-case letters, digits)"
+        ],
+    ),
 ]
 
 
@@ -326,6 +399,30 @@ def test_invalid_runbook_reports_exact_errors(old: str, new: str, expected: list
     runbook, _tree, errors = load_text(text, "rb.yaml")
     assert runbook is None
     assert [str(error) for error in errors] == expected
+
+
+def test_a_probe_with_no_settings_takes_the_designs_values() -> None:
+    text = MINIMAL.replace(
+        "  - action: deployment.restart\n",
+        "  - action: model.reload\n    verify: {probe: {}, within: 1m}\n",
+    )
+    runbook, _tree, errors = load_text(text, "rb.yaml")
+    assert errors == []
+    assert runbook is not None
+    verify = runbook.steps[0].verify
+    assert verify is not None
+    assert verify.kind == "probe"
+    assert verify.probe is not None
+    assert verify.probe.model_dump() == {
+        "base": None,
+        "port": 8080,
+        "path": "/v1/generate/test",
+        "complexity": 0.5,
+        "style": "test",
+        "min_confidence": 0.7,
+        "max_latency_ms": 200.0,
+        "accept": [],
+    }
 
 
 def test_minimal_runbook_is_valid() -> None:

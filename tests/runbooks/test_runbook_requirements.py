@@ -30,15 +30,25 @@ CACHE_ONLY = (
         '  - action: cache.clear\n    with: {pattern: "gen:*"}\n',
     )
 )
-HTTP_CHECKED = (
-    CACHE_ONLY.replace("id: cache_only", "id: http_checked")
-    .replace("alertname: CacheCold", "alertname: GatewayDown")
-    .replace(
-        '    with: {pattern: "gen:*"}\n',
-        '    with: {pattern: "gw:*"}\n    verify:\n'
-        "      http: {base: gateway, path: /healthz, expect_status: [200]}\n",
+
+
+def _cache_variant(id_: str, alertname: str, verify: str) -> str:
+    """CACHE_ONLY under another id and alert name, its step verified by ``verify`` (YAML)."""
+    return (
+        CACHE_ONLY.replace("id: cache_only", f"id: {id_}")
+        .replace("alertname: CacheCold", f"alertname: {alertname}")
+        .replace(
+            '    with: {pattern: "gen:*"}\n',
+            f'    with: {{pattern: "gen:*"}}\n    verify: {verify}\n',
+        )
     )
+
+
+HTTP_CHECKED = _cache_variant(
+    "http_checked", "GatewayDown", "{http: {base: gateway, path: /healthz, expect_status: [200]}}"
 )
+POD_PROBED = _cache_variant("pod_probed", "EngineSlow", "{probe: {}}")
+BASE_PROBED = _cache_variant("base_probed", "EngineDown", "{probe: {base: drummaroo}}")
 
 
 @pytest.fixture(autouse=True)
@@ -156,3 +166,29 @@ def test_a_reload_needing_an_unconfigured_family_is_rejected_and_the_old_set_kep
     )
     assert store.reload().status == "applied"
     assert sorted(r.id for r in store.current.runbooks) == ["cache_only", "minimal"]
+
+
+def test_a_probe_needs_kubernetes_for_pods_and_its_base_for_a_base_url(
+    runbook_dir: Path, tmp_path: Path
+) -> None:
+    settings = _settings(redis_urls={"default": "redis://127.0.0.1:6399/0"})
+    runbooks = _set(runbook_dir, pod_probed=POD_PROBED, base_probed=BASE_PROBED)
+
+    problems = unmet(runbooks.runbooks, settings, _catalogue(settings, tmp_path))
+
+    assert len(problems) == 2, problems
+    pods, base = sorted(problems, key=lambda p: "pod_probed" not in p)
+    assert pods.startswith(
+        "runbook 'pod_probed' step 1 (cache.clear) probe of the target's pods needs Kubernetes: "
+    ), pods
+    assert "set KUBECONFIG" in pods
+    assert base.startswith(
+        "runbook 'base_probed' step 1 (cache.clear) verification needs the HTTP base "
+        "'drummaroo': set RESPONDER_ACTIONS__HTTP_BASE_URLS"
+    ), base
+    configured = _settings(
+        redis_urls={"default": "redis://127.0.0.1:6399/0"},
+        http_base_urls={"drummaroo": "http://127.0.0.1:8099"},
+    )
+    left = unmet(runbooks.runbooks, configured, _catalogue(configured, tmp_path))
+    assert [p.split(" step")[0] for p in left] == ["runbook 'pod_probed'"]

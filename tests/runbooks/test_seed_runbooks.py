@@ -73,6 +73,16 @@ def test_seed_runbooks_say_what_the_design_says(seeds: RunbookSet) -> None:
     ]
     scale = latency.steps[2].params.model_dump()
     assert (scale["factor"], scale["max"]) == (2.0, 20)
+    # Reloaded models are verified by the design's health check: a test generation on the
+    # pods model.reload just reached, at the design's thresholds, nothing degraded accepted.
+    reload_verify = latency.steps[1].verify
+    assert reload_verify is not None
+    assert reload_verify.probe is not None
+    probe = reload_verify.probe
+    assert probe.base is None
+    assert probe.port == latency.steps[1].params.model_dump()["port"]
+    assert (probe.complexity, probe.style) == (0.5, "test")
+    assert (probe.min_confidence, probe.max_latency_ms, probe.accept) == (0.7, 200.0, [])
     assert latency.escalation.after == timedelta(seconds=300)
 
     websocket = seeds.by_id["websocket_connection_issues"]

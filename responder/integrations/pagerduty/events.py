@@ -103,6 +103,7 @@ def build_trigger_payload(n: Notification, *, default_source: str) -> dict[str, 
     source = f"{namespace}/{workload}" if namespace and workload else default_source
     steps = [
         {"step": s.index, "action": s.action, "status": s.status.value, "result": s.detail}
+        | ({"measured": s.measured} if s.measured else {})
         for s in n.steps
     ]
     failed = sum(1 for s in n.steps if s.status is StepStatus.FAILED)
