@@ -469,6 +469,69 @@ class AdhocSettings(BaseModel):
     )
 
 
+class AlertingSettings(BaseModel):
+    """Metric streams: alert definitions the worker evaluates itself against Prometheus."""
+
+    definitions_dir: str | None = Field(
+        None,
+        description="Folder of alert definition files (the repository's is alerts/). None: "
+        "metric streams are off, so a worker without a Prometheus to query does not report "
+        "every definition stale; set it to evaluate them. Invalid files refuse the start.",
+    )
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus the definitions are evaluated against; None: the one PromQL "
+        "verifications query (remediation.prometheus_url), so one setting names it.",
+    )
+    query_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds one evaluation query may take (Prometheus' own query timeout, and "
+        "the thread's, plus 1 s): a slow Prometheus marks the definition stale instead of "
+        "holding the poller. Prometheus' default is 2 min; alert rules are expected in seconds.",
+    )
+    backoff_base_s: float = Field(
+        1.0,
+        gt=0,
+        description="First extra wait, in seconds, after a failed evaluation; doubled after each "
+        "further failure (full jitter), on top of the definition's interval.",
+    )
+    backoff_max_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest extra wait in seconds between attempts while Prometheus is down: "
+        "bounds how late the first evaluation after it comes back can be.",
+    )
+    max_series: int = Field(
+        20_000,
+        ge=1,
+        description="Series one evaluation may return. More is refused as a failed (stale) "
+        "evaluation, never truncated: a truncated result would resolve the alerts left out. "
+        "Bounds the evaluator's table and the poller's memory per definition.",
+    )
+
+    @model_validator(mode="after")
+    def _backoff(self) -> AlertingSettings:
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ConfigError(
+                "alerting.backoff_max_s must be ≥ alerting.backoff_base_s "
+                f"({self.backoff_max_s} < {self.backoff_base_s})"
+            )
+        if self.prometheus_url is not None:
+            check_http_url(self.prometheus_url, "alerting.prometheus_url")
+        return self
+
+
+def check_http_url(url: str, setting: str) -> None:
+    """Raise ConfigError naming ``setting`` unless ``url`` is an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{setting} must be an http:// or https:// URL with a host (got {url!r})")
+
+
 class Settings(BaseSettings):
     """The responder's whole configuration."""
 
@@ -485,6 +548,12 @@ class Settings(BaseSettings):
     remediation: RemediationSettings = RemediationSettings()
     notify: NotifySettings = NotifySettings()
     adhoc: AdhocSettings = AdhocSettings()
+    alerting: AlertingSettings = AlertingSettings()
+
+    @property
+    def alerting_prometheus_url(self) -> str:
+        """The Prometheus the alert definitions are evaluated against."""
+        return self.alerting.prometheus_url or self.remediation.prometheus_url
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,7 @@ from responder.models.topics import ALERTS, AUDIT, INCIDENTS, INCIDENTS_TABLE
 from responder.settings import Settings
 from streams.adhoc import register_adhoc
 from streams.context import ResponderStreams, declare_table, declare_topic
+from streams.metric_streams import register_metric_streams
 from streams.metrics import WorkerMetrics
 from streams.notify import register_notify
 from streams.offsets import CappedTransport, ProcessedOffsets
@@ -80,6 +81,7 @@ def create_streams(
     register_web(streams, remediating.scanner.stages)
     register_notify(streams, settings)
     register_adhoc(streams, settings, remediating.runner.actions)
+    register_metric_streams(streams, settings, lambda: remediating.runbooks.current)
     return streams
 
 

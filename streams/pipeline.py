@@ -50,6 +50,29 @@ def table_write(table: Any, key: bytes, value: bytes) -> Write:
     return write_changelog
 
 
+def table_delete(table: Any, key: bytes) -> Write:
+    """``del table[key]`` in memory now; its changelog tombstone as the ``then`` write
+    (what :func:`table_write` is for a value)."""
+    partition = table.partition_for_key(key)
+    table.data.pop(key, None)
+
+    def write_changelog() -> Any:
+        return table.send_changelog(partition, key, None)
+
+    return write_changelog
+
+
+def all_writes(writes: list[Write]) -> Write | None:
+    """Several ``then`` writes as one, issued together in order (None: nothing to write)."""
+    if not writes:
+        return None
+
+    def issue() -> Any:
+        return asyncio.gather(*(write() for write in writes))
+
+    return issue
+
+
 class OrderedAcks:
     """Acknowledge a manual-ack stream's events in order, each after its own writes land."""
 

@@ -18,6 +18,7 @@ def main(log_format: str, log_level: str) -> None:
 # Subcommands are registered here, one line each, so `responder --help` and this
 # file agree on what exists.
 from responder.cli.actions import actions  # noqa: E402
+from responder.cli.alerts import alerts  # noqa: E402
 from responder.cli.devtools import dev_commands  # noqa: E402
 from responder.cli.incidents import incidents  # noqa: E402
 from responder.cli.probe import probe  # noqa: E402
@@ -28,6 +29,7 @@ from responder.cli.worker import worker  # noqa: E402
 main.add_command(serve)
 main.add_command(worker)
 main.add_command(runbooks)
+main.add_command(alerts)
 main.add_command(actions)
 main.add_command(incidents)
 main.add_command(probe)

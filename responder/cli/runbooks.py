@@ -9,9 +9,10 @@ calling anything.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 # The runbook loader, explainer and rule checker are imported inside the commands that use
 # them, so other `responder` commands do not pay for them at start-up.
 
-__all__ = ["runbooks"]
+__all__ = ["FORMAT_OPTION", "folder_argument", "report_load", "runbooks"]
 
 
 def _github(error: RunbookError) -> str:
@@ -31,18 +32,9 @@ def _github(error: RunbookError) -> str:
     return f"::error file={error.file},line={error.line},col={error.column}::{message}"
 
 
-@click.group()
-def runbooks() -> None:
-    """Check runbooks and see what they would do."""
+F = TypeVar("F", bound=Callable[..., Any])
 
-
-@runbooks.command()
-@click.argument(
-    "directory",
-    default="runbooks",
-    type=click.Path(file_okay=False, path_type=Path),
-)
-@click.option(
+FORMAT_OPTION: Callable[[F], F] = click.option(
     "--format",
     "output",
     type=click.Choice(["text", "github", "json"]),
@@ -50,6 +42,24 @@ def runbooks() -> None:
     show_default=True,
     help="github: workflow annotations on the changed lines; json: for other tools.",
 )
+"""How ``validate`` reports (``report_load``), for every folder of declarative files."""
+
+
+def folder_argument(default: str) -> Callable[[F], F]:
+    """The DIRECTORY argument of a ``validate`` command."""
+    return click.argument(
+        "directory", default=default, type=click.Path(file_okay=False, path_type=Path)
+    )
+
+
+@click.group()
+def runbooks() -> None:
+    """Check runbooks and see what they would do."""
+
+
+@runbooks.command()
+@folder_argument("runbooks")
+@FORMAT_OPTION
 @click.option(
     "--rules",
     "rules_dir",
@@ -57,22 +67,48 @@ def runbooks() -> None:
     default=None,
     help="Also check that every runbook's alertname is fired by a rule in this directory.",
 )
-def validate(directory: Path, output: str, rules_dir: Path | None) -> None:
+@click.option(
+    "--alerts",
+    "alerts_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --rules: alerts of the definitions in this directory count as fired too.",
+)
+def validate(directory: Path, output: str, rules_dir: Path | None, alerts_dir: Path | None) -> None:
     """Load every runbook of DIRECTORY (default: runbooks) as the daemon would."""
+    from responder.alerting.loader import load_definitions
     from responder.runbooks.loader import LoadResult, load_directory
     from responder.runbooks.rules import check_against_rules
 
     result = load_directory(directory)
+    definitions: list[str] | None = None
+    if alerts_dir is not None:
+        loaded = load_definitions(alerts_dir)
+        if loaded.definitions is None:
+            report_load(alerts_dir, output, "definitions", [], loaded.errors)
+        else:
+            definitions = sorted(loaded.definitions.by_name)
     if result.runbooks is not None and rules_dir is not None:
-        rule_errors = check_against_rules(result.runbooks, rules_dir)
+        rule_errors = check_against_rules(result.runbooks, rules_dir, definitions=definitions)
         if rule_errors:
             result = LoadResult(None, tuple(rule_errors))
+    names = [] if result.runbooks is None else sorted(result.runbooks.by_id)
+    report_load(directory, output, "runbooks", names, result.errors)
+
+
+def report_load(
+    directory: Path, output: str, noun: str, names: list[str], errors: tuple[RunbookError, ...]
+) -> None:
+    """Print what a folder load found (text, github or json) and exit 1 on any error.
+
+    Shared by ``responder runbooks validate`` and ``responder alerts validate``.
+    """
     if output == "json":
         click.echo(
             json.dumps(
                 {
-                    "ok": result.ok,
-                    "runbooks": [] if result.runbooks is None else sorted(result.runbooks.by_id),
+                    "ok": not errors,
+                    noun: names,
                     "errors": [
                         {
                             "file": e.file,
@@ -81,20 +117,19 @@ def validate(directory: Path, output: str, rules_dir: Path | None) -> None:
                             "path": e.path,
                             "message": e.message,
                         }
-                        for e in result.errors
+                        for e in errors
                     ],
                 },
                 indent=2,
             )
         )
-    elif result.runbooks is not None:
-        names = ", ".join(sorted(result.runbooks.by_id))
-        click.echo(f"{directory}: {len(result.runbooks)} runbooks valid ({names})")
+    elif not errors:
+        click.echo(f"{directory}: {len(names)} {noun} valid ({', '.join(names)})")
     else:
-        for error in result.errors:
+        for error in errors:
             click.echo(_github(error) if output == "github" else str(error))
-        click.echo(f"{directory}: {len(result.errors)} errors", err=True)
-    if not result.ok:
+        click.echo(f"{directory}: {len(errors)} errors", err=True)
+    if errors:
         raise SystemExit(1)
 
 

@@ -11,30 +11,22 @@ which the remediation router still routes by the incident's labels.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 
 from responder.errors import ConfigError
-from responder.models.alerts import IncidentKeyer, incident_key
+from responder.models.alerts import IncidentKeyer
 from responder.runbooks.reload import RunbookStore
-from responder.runbooks.resolve import incident_key_for
+from responder.runbooks.resolve import runbook_keyer as keyer_for
 
 log = structlog.get_logger(__name__)
 
 
 def runbook_keyer(store: RunbookStore) -> IncidentKeyer:
     """The incident key of an alert under the store's current runbook set."""
-
-    def key(labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
-        try:
-            runbooks = store.current
-        except ConfigError:  # never loaded: every alert keeps its label key
-            return incident_key(labels)
-        return incident_key_for(labels, annotations, runbooks) or incident_key(labels)
-
-    return key
+    return keyer_for(lambda: store.current)
 
 
 def load_store(directory: str) -> RunbookStore:

@@ -9,7 +9,6 @@ missing ``startsAt``) with an error that names the field. Everything past ingest
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -101,15 +100,30 @@ def incident_key(labels: Mapping[str, str]) -> str:
     return "/".join(quote(part, safe="") for part in parts)
 
 
+_FNV64_OFFSET = 0xCBF29CE484222325
+_FNV64_PRIME = 0x100000001B3
+_SEPARATOR = 0xFF
+"""Prometheus' ``model.SeparatorByte``: never valid UTF-8, so it cannot occur in a name or value."""
+
+
 def label_fingerprint(labels: Mapping[str, str]) -> str:
-    """A stable hash of a label set, for payloads from Alertmanagers that send no fingerprint."""
-    digest = hashlib.sha256()
+    """Alertmanager's fingerprint of a label set, as its webhook sends it (``%016x``).
+
+    Prometheus' ``model.LabelSet.Fingerprint`` (prometheus/common ``model/signature.go``,
+    ``labelSetToFingerprint``): FNV-1a 64 over each label name and value in name order,
+    each followed by the 0xff separator byte; the empty set is FNV's offset basis. Used for
+    alerts the worker evaluates itself (``responder.alerting``), so that the same label set
+    by either path is the same alert to triage, and for payloads that carry no fingerprint.
+    FNV-1a is written out here: the standard library has no FNV, and the six lines are the
+    whole algorithm.
+    """
+    value = _FNV64_OFFSET
     for name in sorted(labels):
-        digest.update(name.encode())
-        digest.update(b"\xff")
-        digest.update(labels[name].encode())
-        digest.update(b"\xff")
-    return digest.hexdigest()[:16]
+        for part in (name, labels[name]):
+            for byte in part.encode():
+                value = ((value ^ byte) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
+            value = ((value ^ _SEPARATOR) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return f"{value:016x}"
 
 
 IncidentKeyer = Callable[[Mapping[str, str], Mapping[str, str]], str]

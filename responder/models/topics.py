@@ -109,7 +109,27 @@ REPLIES: Final = Topic(
     doc="Answers to commands, posted to the command's response_url by the notify worker.",
 )
 
-TOPICS: Final = (ALERTS, INCIDENTS, AUDIT, REMEDIATION, COMMANDS, ROUTES, NOTIFICATIONS, REPLIES)
+METRICS: Final = Topic(
+    "metrics",
+    key="series key (responder.models.metrics.series_key); EvaluationDone: sent to every "
+    "partition explicitly (key: the definition's name)",
+    value="responder.models.metrics.MetricRecord",
+    doc="What each evaluation of an alert definition returned (one sample per series), then "
+    "an end-of-evaluation mark per partition; written by the metric-streams poller, read by "
+    "the evaluator.",
+)
+
+TOPICS: Final = (
+    ALERTS,
+    INCIDENTS,
+    AUDIT,
+    REMEDIATION,
+    COMMANDS,
+    ROUTES,
+    NOTIFICATIONS,
+    REPLIES,
+    METRICS,
+)
 """Every topic the processes consume or produce (table changelogs are Faust's own)."""
 
 INCIDENTS_TABLE: Final = Table(
@@ -143,7 +163,22 @@ PAGERDUTY_TABLE: Final = Table(
     doc="The PagerDuty routing of each paged incident, so resolve and ack reach the same one.",
 )
 
-TABLES: Final = (INCIDENTS_TABLE, REMEDIATION_TABLE, ROUTES_TABLE, SLACK_TABLE, PAGERDUTY_TABLE)
+ALERT_RULES_TABLE: Final = Table(
+    "alert-rules",
+    key="series key (as responder.metrics)",
+    value="responder.alerting.rule.SeriesState",
+    doc="Pending and firing series of the alert definitions (the evaluator), so a restarted "
+    "worker neither fires again nor forgets how long a series has been pending.",
+)
+
+TABLES: Final = (
+    INCIDENTS_TABLE,
+    REMEDIATION_TABLE,
+    ROUTES_TABLE,
+    SLACK_TABLE,
+    PAGERDUTY_TABLE,
+    ALERT_RULES_TABLE,
+)
 
 
 def topic_name(prefix: str, topic: Topic) -> str:

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -30,7 +30,19 @@ from responder.runbooks.catalog import RunbookSet
 from responder.runbooks.matcher import set_problems
 from responder.runbooks.schema import Runbook, semantic_problems
 
-__all__ = ["LoadResult", "RunbookError", "load_directory", "load_text", "runbook_files"]
+__all__ = [
+    "FolderFiles",
+    "LoadResult",
+    "RunbookError",
+    "at",
+    "load_directory",
+    "load_text",
+    "locate",
+    "parse_document",
+    "read_folder",
+    "runbook_files",
+    "validate_document",
+]
 
 Loc = tuple[str | int, ...]
 SUFFIXES = (".yaml", ".yml")
@@ -39,7 +51,9 @@ MAX_FILE_BYTES = 256 * 1024
 
 @dataclass(frozen=True, order=True, slots=True)
 class RunbookError:
-    """One problem, located: ``file:line:col key.path: message`` (line and column from 1)."""
+    """One problem, located: ``file:line:col key.path: message`` (line and column from 1).
+
+    The error of every folder of declarative files (runbooks, alert definitions)."""
 
     file: str
     line: int
@@ -208,7 +222,7 @@ def _validation_errors(file: str, tree: Any, err: ValidationError) -> list[Runbo
     return found
 
 
-def _at(file: str, tree: Any, loc: Loc, message: str) -> RunbookError:
+def at(file: str, tree: Any, loc: Loc, message: str) -> RunbookError:
     line, column, path = locate(tree, loc)
     return RunbookError(file, line + 1, column + 1, format_path(path), message)
 
@@ -216,8 +230,14 @@ def _at(file: str, tree: Any, loc: Loc, message: str) -> RunbookError:
 # --- loading -------------------------------------------------------------------------------------
 
 
-def load_text(text: str, file: str) -> tuple[Runbook | None, Any, list[RunbookError]]:
-    """One runbook's text -> (runbook or None, YAML tree, errors)."""
+def parse_document(
+    text: str, file: str, *, what: str = "runbook"
+) -> tuple[Any, Any, list[RunbookError]]:
+    """One file's YAML -> (round-trip tree for positions, plain Python for pydantic, errors).
+
+    Shared by every folder of declarative files (runbooks, alert definitions): one mapping
+    per file, aliases expanded within a budget.
+    """
     yaml = YAML(typ="rt")
     try:
         tree = yaml.load(text)
@@ -232,23 +252,43 @@ def load_text(text: str, file: str) -> tuple[Runbook | None, Any, list[RunbookEr
         return (
             None,
             tree,
-            [RunbookError(file, 1, 1, "", "must be a mapping (one runbook per file)")],
+            [RunbookError(file, 1, 1, "", f"must be a mapping (one {what} per file)")],
         )
     try:
         plain = _plain(tree)
     except _TooLarge:
         message = f"more than {MAX_NODES} values or {MAX_DEPTH} levels once aliases are expanded"
         return None, tree, [RunbookError(file, 1, 1, "", message)]
+    return tree, plain, []
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_document(
+    model: type[M], plain: Any, tree: Any, file: str
+) -> tuple[M | None, list[RunbookError]]:
+    """The plain document validated by ``model``; every error located in the tree."""
     try:
-        runbook = Runbook.model_validate(plain)
+        return model.model_validate(plain), []
     except ValidationError as err:
-        return None, tree, sorted(_validation_errors(file, tree, err))
-    problems = sorted(_at(file, tree, loc, message) for loc, message in semantic_problems(runbook))
+        return None, sorted(_validation_errors(file, tree, err))
+
+
+def load_text(text: str, file: str) -> tuple[Runbook | None, Any, list[RunbookError]]:
+    """One runbook's text -> (runbook or None, YAML tree, errors)."""
+    tree, plain, errors = parse_document(text, file)
+    if errors:
+        return None, tree, errors
+    runbook, errors = validate_document(Runbook, plain, tree, file)
+    if runbook is None:
+        return None, tree, errors
+    problems = sorted(at(file, tree, loc, message) for loc, message in semantic_problems(runbook))
     return (None if problems else runbook), tree, problems
 
 
 def runbook_files(directory: Path) -> list[Path]:
-    """The runbook files of a directory, in name order.
+    """The YAML files of a folder (runbooks, alert definitions), in name order.
 
     Not recursive; hidden files (editor locks such as ``.#a.yaml``, the ``..data`` links of
     a Kubernetes ConfigMap volume) are skipped; symlinks to files are followed.
@@ -273,18 +313,26 @@ def _read(path: Path, display: str) -> tuple[str | None, RunbookError | None]:
         return None, RunbookError(display, 1, 1, "", f"not UTF-8 (byte {err.start})")
 
 
-def load_directory(directory: Path | str, *, display_root: Path | None = None) -> LoadResult:
-    """Load and check every runbook file of ``directory``; all errors at once."""
-    directory = Path(directory)
+@dataclass(frozen=True, slots=True)
+class FolderFiles:
+    """The readable files of a folder: (display name, text) each, the unreadable ones'
+    errors, and a digest of all their bytes (equal digests: nothing changed)."""
+
+    files: tuple[tuple[str, str], ...]
+    errors: tuple[RunbookError, ...]
+    digest: str
+
+
+def read_folder(directory: Path, *, display_root: Path | None = None, what: str) -> FolderFiles:
+    """Every YAML file of ``directory`` read as text; ``what`` names them in errors."""
     if not directory.is_dir():
-        return LoadResult(None, (RunbookError(str(directory), 1, 1, "", "not a directory"),))
+        return FolderFiles((), (RunbookError(str(directory), 1, 1, "", "not a directory"),), "")
     paths = runbook_files(directory)
     if not paths:
-        return LoadResult(
-            None, (RunbookError(str(directory), 1, 1, "", "no runbook files (*.yaml, *.yml)"),)
-        )
+        error = RunbookError(str(directory), 1, 1, "", f"no {what} files (*.yaml, *.yml)")
+        return FolderFiles((), (error,), "")
+    files: list[tuple[str, str]] = []
     errors: list[RunbookError] = []
-    parsed: list[_Parsed] = []
     digest = hashlib.sha256()
     for path in paths:
         display = _display(path, display_root)
@@ -293,6 +341,18 @@ def load_directory(directory: Path | str, *, display_root: Path | None = None) -
             errors.append(read_error or RunbookError(display, 1, 1, "", "unreadable"))
             continue
         digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
+        files.append((display, text))
+    return FolderFiles(tuple(files), tuple(errors), digest.hexdigest())
+
+
+def load_directory(directory: Path | str, *, display_root: Path | None = None) -> LoadResult:
+    """Load and check every runbook file of ``directory``; all errors at once."""
+    folder = read_folder(Path(directory), display_root=display_root, what="runbook")
+    if not folder.files:
+        return LoadResult(None, folder.errors)
+    errors = list(folder.errors)
+    parsed: list[_Parsed] = []
+    for display, text in folder.files:
         runbook, tree, file_errors = load_text(text, display)
         errors.extend(file_errors)
         parsed.append(_Parsed(display, tree, runbook))
@@ -302,14 +362,14 @@ def load_directory(directory: Path | str, *, display_root: Path | None = None) -
     unique = [item.runbook for item in by_id.values() if item.runbook is not None]
     for runbook, message in set_problems(unique):
         item = by_id[runbook.id]
-        errors.append(_at(item.file, item.tree, ("match",), message))
+        errors.append(at(item.file, item.tree, ("match",), message))
     if errors:
         return LoadResult(None, tuple(sorted(set(errors))))
     return LoadResult(
         RunbookSet(
             runbooks=tuple(unique),
             sources={runbook_id: item.file for runbook_id, item in by_id.items()},
-            digest=digest.hexdigest(),
+            digest=folder.digest,
         ),
         (),
     )
@@ -333,7 +393,7 @@ def _duplicate_ids(parsed: list[_Parsed]) -> list[RunbookError]:
         if earlier is not item:
             line, column, _ = locate(earlier.tree, ("id",))
             errors.append(
-                _at(
+                at(
                     item.file,
                     item.tree,
                     ("id",),

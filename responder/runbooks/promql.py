@@ -22,6 +22,7 @@ __all__ = [
     "PromQLError",
     "PromQLRenderError",
     "escape_string",
+    "parse_promql",
     "parse_promql_template",
     "render_promql",
 ]
@@ -80,7 +81,8 @@ def _matcher_values(expr: promql_parser.Expr) -> tuple[list[str], list[str]]:
     return literal_values, elsewhere
 
 
-def _parse(text: str) -> promql_parser.Expr:
+def parse_promql(text: str) -> promql_parser.Expr:
+    """The parse tree of a PromQL expression, or PromQLError with the parser's message."""
     try:
         return promql_parser.parse(text)
     except ValueError as err:
@@ -91,7 +93,7 @@ def parse_promql_template(text: str) -> Template:
     """Parse and check a PromQL template; raise PromQLError or TemplateSyntaxError."""
     template = parse_template(text)
     dummies = [_DUMMY.format(index) for index in range(len(template.refs))]
-    expr = _parse(template.render_with(dummies))
+    expr = parse_promql(template.render_with(dummies))
     literal_values, elsewhere = _matcher_values(expr)
     for dummy, ref in zip(dummies, template.refs, strict=True):
         exact = sum(value == dummy for value in literal_values)
@@ -117,7 +119,7 @@ def render_promql(
     """
     text = template.render(labels, annotations, escape=escape_string)
     try:
-        _parse(text)
+        parse_promql(text)
     except PromQLError as err:
         raise PromQLRenderError(str(err)) from None
     return text

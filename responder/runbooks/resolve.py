@@ -11,11 +11,13 @@ alerts about one workload under one runbook join one incident.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from responder.actions.params import is_dns_label
+from responder.errors import ConfigError
+from responder.models.alerts import IncidentKeyer, incident_key
 from responder.runbooks.promql import PromQLRenderError, render_promql
 from responder.runbooks.schema import Runbook, Step, TargetSpec
 from responder.runbooks.templates import MissingValue, Template
@@ -171,3 +173,19 @@ def incident_key_for(
     lands on one partition, where triage folds them into that incident."""
     resolution = resolve(labels, annotations, runbooks)
     return None if isinstance(resolution, NoMatch) else resolution.incident_key
+
+
+def runbook_keyer(current: Callable[[], RunbookSet]) -> IncidentKeyer:
+    """The incident key of an alert under the runbook set ``current()`` returns at the time:
+    the runbook's (runbook id + target), else the label key. Ingest keys webhook alerts with
+    it, the metric-streams evaluator the alerts it emits, so both paths meet in one incident.
+    ``current`` raising ``ConfigError`` (never loaded) means no runbook set: the label key."""
+
+    def key(labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
+        try:
+            runbooks = current()
+        except ConfigError:
+            return incident_key(labels)
+        return incident_key_for(labels, annotations, runbooks) or incident_key(labels)
+
+    return key

@@ -1,11 +1,12 @@
 """Cross-check runbooks against Prometheus alert rules: a runbook for an alert nobody fires is dead.
 
-``responder runbooks validate --rules deploy/prometheus/rules`` uses this, so that a
+``responder runbooks validate --rules deploy/prometheus/rules [--alerts alerts]`` uses this, so that a
 renamed alert in a rule file fails the same CI run as a broken runbook.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -38,11 +39,16 @@ def alert_names(rules_dir: Path) -> tuple[set[str], list[RunbookError]]:
     return names, errors
 
 
-def check_against_rules(runbooks: RunbookSet, rules_dir: Path) -> list[RunbookError]:
-    """Errors for runbooks whose ``alertname`` condition names no alert of the rules."""
+def check_against_rules(
+    runbooks: RunbookSet, rules_dir: Path, *, definitions: Collection[str] | None = None
+) -> list[RunbookError]:
+    """Errors for runbooks whose ``alertname`` condition names no alert of the rules (nor,
+    when ``definitions`` is given, of the alert definitions the worker evaluates itself)."""
     names, errors = alert_names(rules_dir)
     if errors:
         return errors
+    names |= set(definitions or ())
+    source = f"alert rule in {rules_dir}" + (" or alert definition" if definitions else "")
     for runbook in runbooks.runbooks:
         condition = runbook.match.get("alertname")
         missing: list[str] = []
@@ -66,8 +72,6 @@ def check_against_rules(runbooks: RunbookSet, rules_dir: Path) -> list[RunbookEr
             pass
         shown = ", ".join(repr(name) for name in missing)
         errors.append(
-            RunbookError(
-                file, line, column, "match.alertname", f"no alert rule in {rules_dir} fires {shown}"
-            )
+            RunbookError(file, line, column, "match.alertname", f"no {source} fires {shown}")
         )
     return sorted(errors)

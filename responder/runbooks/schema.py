@@ -195,7 +195,8 @@ ConditionField = Annotated[
 ]
 
 
-def _label_name(value: object) -> str:
+def label_name(value: object) -> str:
+    """A Prometheus label name, or the error that says it is not one."""
     if not isinstance(value, str) or not LABEL_NAME.fullmatch(value):
         raise PydanticCustomError(
             "label_name", "{got} is not a Prometheus label name", {"got": ascii(value)}
@@ -203,7 +204,7 @@ def _label_name(value: object) -> str:
     return value
 
 
-LabelName = Annotated[str, PlainValidator(_label_name)]
+LabelName = Annotated[str, PlainValidator(label_name)]
 
 
 # --- templated values -----------------------------------------------------------------------

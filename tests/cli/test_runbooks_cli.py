@@ -93,10 +93,11 @@ def test_explain_a_webhook_payload(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert lines[1] == (
         f"runbook: high_generation_latency ({SEED_DIR}/high_generation_latency.yaml), "
-        "priority 0, specificity 8"
+        "priority 0, specificity 7"
     )
     assert lines[2] == (
-        "  why: alertname = 'HighGenerationLatency' [ok: 'HighGenerationLatency']; "
+        "  why: alertname in ['HighGenerationLatency', 'high_generation_latency'] "
+        "[ok: 'HighGenerationLatency']; "
         "severity in ['critical', 'warning'] [ok: 'warning']; engine present [ok: 'melody']"
     )
     assert "target: Deployment musearoo/melody-engine" in lines
@@ -202,16 +203,37 @@ def test_explain_a_resolved_alert(tmp_path: Path) -> None:
 
 def test_validate_against_the_alert_rules(tmp_path: Path) -> None:
     rules_dir = SEED_DIR.parent / "deploy" / "prometheus" / "rules"
-    code, _, _ = _run("runbooks", "validate", "--rules", str(rules_dir), str(SEED_DIR))
+    alerts_dir = SEED_DIR.parent / "alerts"
+    code, _, _ = _run(
+        "runbooks",
+        "validate",
+        "--rules",
+        str(rules_dir),
+        "--alerts",
+        str(alerts_dir),
+        str(SEED_DIR),
+    )
     assert code == 0
     renamed = tmp_path / "rules"
     renamed.mkdir()
     (renamed / "musearoo.yml").write_text(
         (rules_dir / "musearoo.yml").read_text().replace("EngineHealthLow", "EngineHealthPoor")
     )
-    code, out, _ = _run("runbooks", "validate", "--rules", str(renamed), str(SEED_DIR))
+    code, out, _ = _run(
+        "runbooks", "validate", "--rules", str(renamed), "--alerts", str(alerts_dir), str(SEED_DIR)
+    )
     assert code == 1
     assert out == (
         f"{SEED_DIR}/ai_model_failure.yaml:8:3 match.alertname: no alert rule in {renamed} "
-        "fires 'EngineHealthLow'\n"
+        "or alert definition fires 'EngineHealthLow'\n"
+    )
+
+
+def test_validate_against_the_rules_alone_misses_the_definitions_alerts() -> None:
+    rules_dir = SEED_DIR.parent / "deploy" / "prometheus" / "rules"
+    code, out, _ = _run("runbooks", "validate", "--rules", str(rules_dir), str(SEED_DIR))
+    assert code == 1
+    assert (
+        f"{SEED_DIR}/ai_model_failure.yaml:8:3 match.alertname: no alert rule in {rules_dir} fires 'engine_health_degradation'"
+        in out
     )
