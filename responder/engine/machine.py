@@ -417,6 +417,13 @@ class _Decider:
     def verify_finished(self, run: IncidentRun, runbook: Runbook, event: VerifyFinished) -> None:
         if (run.stage, run.step, run.attempt) != (Stage.VERIFYING, event.step, event.attempt):
             return
+        self.audit(
+            run,
+            "verified" if event.ok else "verify_failed",
+            step=event.step,
+            attempt=event.attempt,
+            detail=event.detail[:500],
+        )
         if event.ok:
             self.history(run, "verified", event.detail)
             self.end(run, runbook, "verified", actor=None)
@@ -453,6 +460,13 @@ class _Decider:
             self.attempt_failed(run, runbook, "timed out")
         elif run.stage is Stage.VERIFYING:
             self.effects.append(CancelVerify(incident_id=run.id))
+            self.audit(
+                run,
+                "verify_failed",
+                step=run.step,
+                attempt=run.attempt,
+                detail="not verified within the window",
+            )
             self.history(run, "verify_failed", "not verified within the window")
             self.touch(run)
             self.step_failed(run, runbook, "not verified within the window")
