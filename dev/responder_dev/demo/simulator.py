@@ -376,6 +376,27 @@ class Simulator:
         await self.world.close()
 
 
+# --- the client side: the demo and the tests call an engine as the responder would ----------
+
+
+async def call_probe(session: Any, base: str) -> tuple[dict[str, Any], float]:
+    """One call of the probe contract on ``base`` (an aiohttp session): the JSON answer and
+    the wall time the call took, in seconds, as the caller measures it."""
+    started = time.monotonic()
+    async with session.post(base + PROBE_PATH, json={"complexity": 0.5, "style": "test"}) as r:
+        r.raise_for_status()
+        body: dict[str, Any] = await r.json()
+    return body, time.monotonic() - started
+
+
+async def read_faults(session: Any, base: str) -> dict[str, Any]:
+    """What the engine at ``base`` currently sees (``GET /v1/faults``)."""
+    async with session.get(base + "/v1/faults") as r:
+        r.raise_for_status()
+        seen: dict[str, Any] = await r.json()
+    return seen
+
+
 def parse_engines(values: Sequence[str]) -> list[tuple[str, int]]:
     """``name=port`` pairs; an engine name must be a DNS label (it names a Deployment)."""
     from responder.models.target import check_dns_label

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
-from sim_support import faults, probe, until
+from sim_support import until
 
 from responder_dev.demo.simulator import (
     HEALTHY_CONFIDENCE,
@@ -19,6 +19,8 @@ from responder_dev.demo.simulator import (
     Simulator,
     poison_prefix,
 )
+from responder_dev.demo.simulator import call_probe as probe
+from responder_dev.demo.simulator import read_faults as faults
 
 DB = 11  # a database of its own on the session's Redis
 

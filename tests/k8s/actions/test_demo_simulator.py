@@ -5,7 +5,6 @@ while the pods that ran when it began still run, and ends only when the responde
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,18 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client as k8s
 
+from k8s.support import eventually
 from responder.actions.base import Action, ActionContext
 from responder.actions.params import DeploymentRestartParams
 from responder.models.target import Target
-from responder_dev.demo.simulator import HEALTHY_CONFIDENCE, STUCK_CONFIDENCE, Simulator
+from responder_dev.demo.simulator import (
+    HEALTHY_CONFIDENCE,
+    STUCK_CONFIDENCE,
+    Simulator,
+    call_probe,
+    read_faults,
+)
 from responder_dev.stack.kube import KubeControlPlane
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dev" / "demo"))
-from sim_support import faults, probe, until  # noqa: E402 - the simulator tests' helpers
 
 
 async def test_stuck_model_clears_only_when_the_pods_are_replaced(
@@ -45,14 +48,14 @@ async def test_stuck_model_clears_only_when_the_pods_are_replaced(
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
 
-            async def two_pods() -> bool:
-                return len((await faults(session, base))["pods"]) == 2
+            async def two_pods() -> set[str] | None:
+                pods = set((await read_faults(session, base))["pods"])
+                return pods if len(pods) == 2 else None
 
-            await until(two_pods, 30, "the simulator sees the deployment's pods")
-            before = set((await faults(session, base))["pods"])
+            before = await eventually(two_pods, timeout_s=30, what="the simulator sees 2 pods")
             async with session.post(base + "/v1/faults/stuck_model") as r:
                 assert r.status == 200, await r.text()
-            body, _ = await probe(session, base)
+            body, _ = await call_probe(session, base)
             assert body["confidence"] == STUCK_CONFIDENCE
             assert body["success"] is True  # it answers, with poor quality
 
@@ -61,7 +64,7 @@ async def test_stuck_model_clears_only_when_the_pods_are_replaced(
                 "harmony-engine", namespace, {"metadata": {"labels": {"touched": "yes"}}}
             )
             for _ in range(5):
-                assert (await faults(session, base))["stuck_model"] is True
+                assert (await read_faults(session, base))["stuck_model"] is True
                 await asyncio.sleep(0.2)  # watching that nothing changes, not waiting for it
 
             result = await actions["deployment.restart"].run(
@@ -71,13 +74,14 @@ async def test_stuck_model_clears_only_when_the_pods_are_replaced(
             )
             assert result.changed
 
-            async def healed() -> bool:
-                return (await faults(session, base))["stuck_model"] is False
+            async def healed() -> set[str] | None:
+                seen = await read_faults(session, base)
+                return None if seen["stuck_model"] else set(seen["pods"])
 
-            await until(healed, 60, "the model is fresh once the pods are replaced")
-            after = set((await faults(session, base))["pods"])
-            assert after and not (after & before)  # new pods, none of the old ones
-            body, _ = await probe(session, base)
+            after = await eventually(healed, timeout_s=60, what="fresh models in new pods")
+            assert after
+            assert not (after & before)  # new pods, none of the old ones
+            body, _ = await call_probe(session, base)
             assert body["confidence"] == HEALTHY_CONFIDENCE
     finally:
         await sim.stop()
