@@ -25,7 +25,6 @@ from e2e_escalation_support import (
     MALLORY,
     ONCALL_KEY,
     THIRD_LEVEL_WAIT_S,
-    block_actions_body,
     find_button,
     labels,
     pagerduty_headers,
@@ -56,6 +55,7 @@ from responder.models.topics import SLACK_TABLE
 from responder.settings import Settings
 from responder_dev.fakes.pagerduty_events import FakePagerDuty
 from responder_dev.fakes.slack_api import FakeSlack, Message
+from responder_dev.fakes.slack_requests import block_actions_body
 from responder_dev.settings import settings_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
