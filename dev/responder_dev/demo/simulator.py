@@ -49,7 +49,8 @@ STUCK_CONFIDENCE = 0.42
 HEALTHY_LATENCY_S = 0.06
 POISONED_LATENCY_S = 0.45
 """Above the design's 200 ms p95 threshold."""
-HARD_LATENCY_S = 0.9
+HARD_LATENCY_S = 0.03
+"""A hard-failed engine fails fast: errors, not latency, tell of it."""
 TRAFFIC_PER_S = 20.0
 """Generations each engine serves per second, observed into the latency histogram."""
 LATENCY_BUCKETS = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
@@ -165,7 +166,7 @@ class Engine:
             m.satisfaction.labels(*labels, rating)
         for _ in range(count):
             m.latency.labels(*labels).observe(self.latency_s())
-            ws = 0.2 if self.seen.hard else 0.012
+            ws = 0.012
             m.websocket.labels(*labels).observe(max(0.001, self._random.gauss(ws, ws * 0.1)))
             if self.seen.hard:
                 errors.inc()
