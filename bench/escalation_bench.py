@@ -56,9 +56,6 @@ from e2e_escalation_support import (  # noqa: E402
     pagerduty_webhook,
     with_integrations,
 )
-from fakes.http import self_signed_cert  # noqa: E402
-from fakes.pagerduty_events import FakePagerDuty  # noqa: E402
-from fakes.slack_api import FakeSlack  # noqa: E402
 from kafka_floor import paced, private_kafka, raw_round_trip  # noqa: E402
 from recording import RecordingWorker, make_settings  # noqa: E402
 
@@ -70,6 +67,9 @@ from responder.models.alerts import AlertEvent, AlertStatus, incident_key  # noq
 from responder.models.incidents import incident_id  # noqa: E402
 from responder.models.topics import ALERTS, topic_name  # noqa: E402
 from responder.settings import Settings  # noqa: E402
+from responder_dev.fakes.http import self_signed_cert  # noqa: E402
+from responder_dev.fakes.pagerduty_events import FakePagerDuty  # noqa: E402
+from responder_dev.fakes.slack_api import FakeSlack  # noqa: E402
 from responder_dev.settings import settings_env  # noqa: E402
 from responder_dev.stack.kafka import create_topics_async  # noqa: E402
 from responder_dev.stack.process import free_port  # noqa: E402

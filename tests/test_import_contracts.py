@@ -71,9 +71,14 @@ CASES = [
         "import responder_dev.stack.kafka",
     ),
     (
-        "Development package: commands over the stack",
+        "Development package: commands, demo, stack and fakes",
         "dev/responder_dev/settings.py",
         "import responder_dev.stack.kafka",
+    ),
+    (
+        "Development package: commands, demo, stack and fakes",
+        "dev/responder_dev/fakes/http.py",
+        "import responder_dev.demo",
     ),
     (
         "Redis, HTTP and notification actions, and the runner, work without Kubernetes",

@@ -1,7 +1,8 @@
-"""``responder incidents list|show|approve|reject|ack|resolve|escalate``: the operator's console.
+"""``responder incidents list|show|export|approve|reject|ack|resolve|escalate``: the operator's console.
 
-Reads come from the ``remediation`` table's changelog (compacted; the last value per
-target is the current state), so the CLI needs nothing but the broker. Commands go onto
+``list``, ``show`` and ``export`` read the audit topic (``responder.cli.history``): every
+incident's whole story, however many have ended since (the remediation table remembers
+only the last few per target). The CLI needs nothing but the broker. Commands go onto
 ``responder.commands`` exactly as Slack and PagerDuty commands do, with an idempotency key
 of their own, so the engine obeys them through the same path and audits them the same way.
 Whoever can write to the commands topic can command incidents: restrict that with Kafka
@@ -13,84 +14,20 @@ from __future__ import annotations
 import asyncio
 import getpass
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from responder.models.commands import Actor, Command, CommandKind, CommandSource, IncidentId
-from responder.models.topics import COMMANDS, REMEDIATION_TABLE, topic_name
+from responder.models.topics import COMMANDS, topic_name
 from responder.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from responder.engine.records import IncidentRun, TargetState
+    from responder.cli.history import IncidentHistory
 
-# The engine's models (and the runbook models behind them) are imported where a command
-# reads incidents, not at the top, so other `responder` commands start faster.
-
-
-def changelog_topic(settings: Settings) -> str:
-    return REMEDIATION_TABLE.changelog(settings.worker.app_id)
-
-
-async def read_states(settings: Settings, *, timeout_s: float = 10.0) -> dict[str, TargetState]:
-    """Every target's current record, read from the changelog up to its end offsets."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from responder.engine.records import TargetState
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
-    states: dict[str, TargetState] = {}
-    try:
-        topic = changelog_topic(settings)
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            return states
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
-            positions = {tp: await consumer.position(tp) for tp in ends}
-            if all(positions[tp] >= end for tp, end in ends.items()):
-                break
-            for messages in (await consumer.getmany(timeout_ms=200)).values():
-                for message in messages:
-                    if message.value is None:
-                        states.pop(message.key.decode(), None)
-                    else:
-                        states[message.key.decode()] = TargetState.model_validate_json(
-                            message.value
-                        )
-    finally:
-        await consumer.stop()
-    return states
-
-
-def incidents_of(states: dict[str, TargetState], *, include_ended: bool) -> list[IncidentRun]:
-    runs = [run for state in states.values() for run in state.runs.values()]
-    if include_ended:
-        runs += [run for state in states.values() for run in state.history]
-    return sorted(runs, key=lambda run: run.opened_at)
-
-
-def _line(run: IncidentRun) -> str:
-    from responder.engine.notifications import phase
-
-    target = run.target.key if run.target else f"(invalid: {run.invalid_target})"
-    return (
-        f"{run.id}  {phase(run).value:<17} {run.runbook_id:<28} {target:<40} "
-        f"step={run.step + 1} attempt={run.attempt} escalation={run.escalation_level} "
-        f"opened={run.opened_at.isoformat(timespec='seconds')}"
-    )
+# aiokafka and the history are imported where a command reads incidents, not at the top,
+# so other `responder` commands start faster.
 
 
 async def send_command(settings: Settings, command: Command) -> None:
@@ -133,28 +70,92 @@ def incidents() -> None:
     """List, inspect and command incidents."""
 
 
+def _since(value: str | None) -> datetime | None:
+    """``--since``: an ISO time, or a duration back from now (``90s``, ``30m``, ``6h``, ``2d``)."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: an ISO time (2026-12-08T10:00) or a duration (30m, 6h, 2d)",
+            param_hint="--since",
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _history(incident_id: str) -> IncidentHistory:
+    from responder.cli.history import histories, read_audit
+
+    found = histories(asyncio.run(read_audit(get_settings()))).get(_validated(incident_id))
+    if found is None:
+        raise click.ClickException(f"no incident {incident_id} on the audit topic")
+    return found
+
+
 @incidents.command("list")
-@click.option("--all", "include_ended", is_flag=True, help="Include recently ended incidents.")
-def list_incidents(include_ended: bool) -> None:
-    """Open incidents (one line each)."""
-    states = asyncio.run(read_states(get_settings()))
-    runs = incidents_of(states, include_ended=include_ended)
-    if not runs:
+@click.option(
+    "--state",
+    type=click.Choice(["open", "resolved", "all"]),
+    default="open",
+    show_default=True,
+    help="Which incidents.",
+)
+@click.option("--all", "include_ended", is_flag=True, help="Same as --state all.")
+@click.option("--runbook", default=None, help="Only incidents of this runbook id.")
+@click.option("--since", default=None, help="Opened since: ISO time or 30m, 6h, 2d.")
+def list_incidents(state: str, include_ended: bool, runbook: str | None, since: str | None) -> None:
+    """Incidents from the audit trail, one line each, oldest first."""
+    from responder.cli.history import histories, read_audit
+
+    after = _since(since)
+    wanted = "all" if include_ended else state
+    shown = 0
+    for h in histories(asyncio.run(read_audit(get_settings()))).values():
+        if wanted != "all" and h.state != wanted:
+            continue
+        if runbook is not None and h.runbook != runbook:
+            continue
+        if after is not None and (h.opened_at is None or h.opened_at < after):
+            continue
+        opened = h.opened_at.isoformat(timespec="seconds") if h.opened_at else "?"
+        outcome = f" ({h.outcome})" if h.outcome else ""
+        click.echo(
+            f"{h.id}  {h.state + outcome:<28} {h.runbook or '-':<28} {h.target or '-':<40} "
+            f"opened={opened} actions={len(h.actions)}"
+        )
+        shown += 1
+    if not shown:
         click.echo("no incidents")
-    for run in runs:
-        click.echo(_line(run))
 
 
 @incidents.command("show")
 @click.argument("incident_id")
 def show_incident(incident_id: str) -> None:
-    """One incident in full (JSON)."""
-    states = asyncio.run(read_states(get_settings()))
-    for run in incidents_of(states, include_ended=True):
-        if run.id == incident_id:
-            click.echo(run.model_dump_json(indent=2))
-            return
-    raise click.ClickException(f"no incident {incident_id} (ended long ago, or never seen)")
+    """One incident's whole timeline, from the audit trail."""
+    from responder.cli.history import render_show
+
+    click.echo(render_show(_history(incident_id)))
+
+
+@incidents.command("export")
+@click.argument("incident_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+)
+def export_incident(incident_id: str, fmt: str) -> None:
+    """A post-mortem skeleton: timeline, actions, verifications, people, paging context."""
+    from responder.cli.history import export_json, export_markdown
+
+    h = _history(incident_id)
+    click.echo(export_markdown(h) if fmt == "markdown" else export_json(h))
 
 
 def _validated(incident_id: str) -> str:

@@ -465,7 +465,11 @@ class _Decider:
             return  # never started here
         # On record either way, as a late action result is: what the check measured.
         self.audit_outcome(
-            run, "verify_finished", event, measured=event.measured or None, late=not current
+            run,
+            "verified" if event.ok else "verify_failed",
+            event,
+            measured=event.measured or None,
+            late=not current,
         )
         if not current:
             return  # the window's deadline failed the step already; the plan moved on
@@ -505,6 +509,13 @@ class _Decider:
             self.attempt_failed(run, runbook, "timed out")
         elif run.stage is Stage.VERIFYING:
             self.effects.append(CancelVerify(incident_id=run.id))
+            self.audit(
+                run,
+                "verify_failed",
+                step=run.step,
+                attempt=run.attempt,
+                detail="not verified within the window",
+            )
             self.history(run, "verify_failed", "not verified within the window")
             self.touch(run)
             self.step_failed(run, runbook, "not verified within the window")

@@ -1,5 +1,9 @@
 """PromQL checks: the step worked when the query returns at least one series.
 
+The verdict's detail names the values the query returned (a comparison such as
+``latency < 0.2`` returns the series that pass, with their value), so the audit shows
+what the verification saw, not only that it held.
+
 prometheus-api-client is synchronous (requests), so the query runs in a thread with
 Prometheus' own timeout and an outer one a second longer, so a hung socket cannot hold
 the verification past its budget.
@@ -21,6 +25,37 @@ class PromQL:
     query: str
 
 
+SHOWN_SERIES = 3
+"""Series whose values a verdict names; the rest are counted."""
+
+
+def describe(result: list[Any]) -> str:
+    """``N series satisfy the query`` and the first few series' labels and values."""
+    head = f"{len(result)} series satisfy the query"
+    shown = [_series(item) for item in result[:SHOWN_SERIES]]
+    shown = [text for text in shown if text]
+    if not shown:
+        return head
+    more = f" (+{len(result) - len(shown)} more)" if len(result) > len(shown) else ""
+    return f"{head}: {', '.join(shown)}{more}"
+
+
+def _series(item: Any) -> str:
+    """``{engine="melody"} 0.087`` for one instant-vector sample; "" if it is not one."""
+    if not isinstance(item, dict):
+        return ""
+    value = item.get("value")
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return ""
+    try:
+        number = float(value[1])
+    except (TypeError, ValueError):
+        return ""
+    metric = item.get("metric") or {}
+    labels = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
+    return f"{{{labels}}} {number:.6g}"
+
+
 class PromQLChecker:
     """Runs ``PromQL`` checks against one Prometheus."""
 
@@ -34,7 +69,7 @@ class PromQLChecker:
         result = await asyncio.wait_for(
             asyncio.to_thread(self._query, check.query, timeout), timeout + 1
         )
-        return Verdict(bool(result), f"{len(result)} series satisfy the query")
+        return Verdict(bool(result), describe(result))
 
     def _query(self, query: str, timeout: float) -> list[Any]:
         if self._client is None:

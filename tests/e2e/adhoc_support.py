@@ -18,7 +18,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
 from e2e_escalation_support import ALICE, slack_headers, slack_settings, slash_body
 from e2e_support import WorkerProcess, read_topic
-from fakes.slack_api import FakeSlack
 from pydantic import SecretStr
 
 from responder.ingest.app import create_app
@@ -37,6 +36,7 @@ from responder.settings import (
     Settings,
     WorkerSettings,
 )
+from responder_dev.fakes.slack_api import FakeSlack
 from responder_dev.settings import settings_env
 
 Client = TestClient[Any, Any]

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakes.http import self_signed_cert
-from fakes.pagerduty_events import FakePagerDuty
-from fakes.slack_api import FakeSlack
+
+from responder_dev.fakes.http import self_signed_cert
+from responder_dev.fakes.pagerduty_events import FakePagerDuty
+from responder_dev.fakes.slack_api import FakeSlack
 
 # The remediation tests' harness (recording action worker, Bus) is reused, not copied.
 STREAMS_TESTS = Path(__file__).resolve().parents[1] / "streams"

@@ -7,10 +7,7 @@ documentation shows.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from responder.settings import (
     Settings,
     SlackSettings,
 )
+from responder_dev.fakes.slack_requests import signed_headers
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-E2eBoTtOkEn"
 SIGNING_SECRET = "e2e-slack-signing-secret-0123456789abcdef"
@@ -146,14 +144,7 @@ def with_integrations(base: Settings, slack_url: str, pd_url: str, ca_file: Path
 def slack_headers(
     body: bytes, *, timestamp: int | None = None, secret: str = SIGNING_SECRET
 ) -> dict[str, str]:
-    ts = int(time.time()) if timestamp is None else timestamp
-    base = b"v0:" + str(ts).encode() + b":" + body
-    signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": str(ts),
-        "X-Slack-Signature": signature,
-    }
+    return signed_headers(body, secret, timestamp=timestamp)
 
 
 def slash_body(text: str, *, user_id: str, trigger_id: str, response_url: str = "") -> bytes:
@@ -173,41 +164,6 @@ def slash_body(text: str, *, user_id: str, trigger_id: str, response_url: str = 
             "api_app_id": "A123456",
         }
     ).encode()
-
-
-def block_actions_body(
-    action_id: str, value: str, *, user_id: str, trigger_id: str, response_url: str, ts: str
-) -> bytes:
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T9TK3CUKW", "domain": "example"},
-        "user": {"id": user_id, "username": "alice", "name": "alice", "team_id": "T9TK3CUKW"},
-        "api_app_id": "AABA1ABCD",
-        "token": "9s8d9as89d8as9d8as989",
-        "container": {
-            "type": "message",
-            "message_ts": ts,
-            "channel_id": "C0INCIDENT",
-            "is_ephemeral": False,
-        },
-        "trigger_id": trigger_id,
-        "channel": {"id": "C0INCIDENT", "name": "incidents"},
-        "message": {"type": "message", "ts": ts, "text": "incident"},
-        "state": {"values": {}},
-        "response_url": response_url,
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "responder_actions",
-                "text": {"type": "plain_text", "text": "Approve", "emoji": True},
-                "value": value,
-                "style": "primary",
-                "type": "button",
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
-    }
-    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
 
 
 def find_button(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 The real ingest (Slack signature, authorization, publish on ``responder.commands``), a real
 ``responder worker`` subprocess with the production action catalogue (``cache.clear``
 against the session's real Redis; the Kubernetes client is configured but never called),
-the session's real Alertmanager for silences, and the local Slack of ``tests/fakes`` whose
+the session's real Alertmanager for silences, and the local Slack of ``responder_dev.fakes`` whose
 ``response_url`` receives the answers. A redelivered command is published straight on the
 topic, as Kafka would deliver it again.
 """
@@ -21,11 +21,11 @@ import pytest
 import redis.asyncio as aioredis
 from adhoc_support import Harness, start_harness
 from e2e_escalation_support import ALICE
-from fakes.slack_api import FakeSlack
 
 from responder.integrations.alertmanager.silences import silence_ref
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
 from responder.models.matchers import Matcher
+from responder_dev.fakes.slack_api import FakeSlack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

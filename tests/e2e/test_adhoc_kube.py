@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from adhoc_support import Harness, start_harness
 from e2e_escalation_support import ALICE
-from fakes.slack_api import FakeSlack
 from k8s import conftest as kube_fixtures
 from k8s.actions.conftest import deployment_body, rolled_out
 from k8s.support import eventually
@@ -26,6 +25,7 @@ from kubernetes_asyncio import client as k8s
 from responder.actions.base import LAST_ACTION_ANNOTATION
 from responder.models.commands import Actor, Command, CommandKind, CommandSource
 from responder.models.incidents import AuditEvent
+from responder_dev.fakes.slack_api import FakeSlack
 from responder_dev.stack.kube import KubeControlPlane, KubeOptions, KubePorts
 
 pytestmark = [pytest.mark.slow, pytest.mark.k8s, pytest.mark.kafka]

@@ -2,7 +2,7 @@
 
 Alerts go onto the broker as ingest puts them; a real worker (triage, remediation with the
 recording action of ``tests/streams``, and the notify agent) talks to the local Slack and
-PagerDuty of ``tests/fakes`` through the real SDKs; people's answers come back signed, as
+PagerDuty of ``responder_dev.fakes`` through the real SDKs; people's answers come back signed, as
 Slack and PagerDuty sign them, through the ingest service's HTTP endpoints onto
 ``responder.commands``. Everything is observed from outside: what the fakes received, the
 recording action's file, and the topics.
@@ -25,7 +25,6 @@ from e2e_escalation_support import (
     MALLORY,
     ONCALL_KEY,
     THIRD_LEVEL_WAIT_S,
-    block_actions_body,
     find_button,
     labels,
     pagerduty_headers,
@@ -36,8 +35,6 @@ from e2e_escalation_support import (
     write_runbooks,
 )
 from e2e_support import read_topic
-from fakes.pagerduty_events import FakePagerDuty
-from fakes.slack_api import FakeSlack, Message
 from recording import (
     Bus,
     RecordingWorker,
@@ -56,6 +53,9 @@ from responder.models.incidents import AuditEvent
 from responder.models.notifications import IncidentPhase
 from responder.models.topics import SLACK_TABLE
 from responder.settings import Settings
+from responder_dev.fakes.pagerduty_events import FakePagerDuty
+from responder_dev.fakes.slack_api import FakeSlack, Message
+from responder_dev.fakes.slack_requests import block_actions_body
 from responder_dev.settings import settings_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -382,7 +382,7 @@ async def test_high_generation_latency(seed: Seed, cache: aioredis.Redis, promet
     assert (await seed.deployment(engine)).spec.replicas == 11  # not scaled yet
 
     # Its verification: a test generation on every pod, still unsure (confidence 0.42).
-    probed = await seed.ended("verify_finished", step=1)
+    probed = await seed.ended("verify_failed", step=1)
     assert probed.data["ok"] is False
     measured = probed.data["measured"]
     assert measured["verdict"] == "quality_degraded"

@@ -405,3 +405,35 @@ def test_notifications_are_numbered_and_keyed_per_transition() -> None:
     seqs = [n.notification.sequence for n in of_type(engine.all_effects, Notify)]
     assert len(set(keys)) == len(keys)
     assert seqs == sorted(seqs)
+
+
+def test_each_verification_is_audited_with_what_it_saw() -> None:
+    """The audit trail, not only the in-memory history, says how each verification went."""
+    engine = Engine(runbook())
+    engine.feed(opened())
+    engine.feed(finished(0, 1, ok=True), 1 * S)
+    seen = '1 series satisfy the query: {engine="melody"} 0.087'
+    held = engine.feed(
+        VerifyFinished(incident_id="inc-1", step=0, attempt=1, ok=True, detail=seen), 4 * S
+    )
+    (verified,) = [a.event for a in of_type(held.effects, Audit) if a.event.kind.endswith("ied")]
+    assert verified.kind == "remediation.verified"
+    assert verified.data["step"] == 0
+    assert verified.data["detail"] == seen
+
+    other = Engine(runbook())
+    other.feed(opened())
+    other.feed(finished(0, 1, ok=True), 1 * S)
+    due = other.run().stage_due
+    assert due is not None
+    window_over = other.feed(
+        DeadlineDue(incident_id="inc-1", kind=DeadlineKind.STAGE, due=due), 70 * S
+    )
+    kinds = [a.event.kind for a in of_type(window_over.effects, Audit)]
+    assert "remediation.verify_failed" in kinds
+    (failed,) = [
+        a.event
+        for a in of_type(window_over.effects, Audit)
+        if a.event.kind == "remediation.verify_failed"
+    ]
+    assert failed.data["detail"] == "not verified within the window"

@@ -129,7 +129,7 @@ async def test_a_degraded_engine_keeps_the_incident_unrecovered(
     (audited,) = [
         a.event
         for a in of_type(decision.effects, Audit)
-        if a.event.kind.endswith("verify_finished")
+        if a.event.kind == "remediation.verify_failed"
     ]
     assert audited.data["ok"] is False
     assert audited.data["late"] is False
@@ -175,7 +175,7 @@ async def test_a_verdict_after_the_window_deadline_is_audited_late(
     engine.feed(DeadlineDue(incident_id="inc-1", kind=DeadlineKind.STAGE, due=due), 32 * S)
     decision = engine.feed(finished, 33 * S)
     (audited,) = [a.event for a in of_type(decision.effects, Audit)]
-    assert audited.kind == "remediation.verify_finished"
+    assert audited.kind == "remediation.verify_failed"
     assert audited.data["late"] is True
     assert audited.data["measured"]["verdict"] == "failed"
     assert of_type(decision.effects, RunAction) == []  # the deadline moved the plan on already

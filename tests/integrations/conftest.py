@@ -10,9 +10,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from fakes.http import self_signed_cert
-from fakes.pagerduty_events import FakePagerDuty
-from fakes.slack_api import FakeSlack
 from integrations_support import (
     BOT_TOKEN,
     GROUP_MEMBER,
@@ -30,6 +27,9 @@ from integrations_support import (
 
 from responder.ingest.chatops import ChatOps
 from responder.integrations.slack.notifier import build_web_client
+from responder_dev.fakes.http import self_signed_cert
+from responder_dev.fakes.pagerduty_events import FakePagerDuty
+from responder_dev.fakes.slack_api import FakeSlack
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from responder.models.notifications import (
     StepStatus,
 )
 from responder.settings import ChatOpsAllowList, PagerDutySettings, SlackSettings
+from responder_dev.fakes.slack_requests import block_actions_body as press_body
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-SeCrEtBoTtOkEn"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5-signing"
@@ -275,33 +275,11 @@ def block_actions_body(
     trigger_id: str = "12466734323.1395872398",
 ) -> bytes:
     """A block_actions interaction as Slack's reference shapes it: one form field, ``payload``."""
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T9TK3CUKW", "domain": "example"},
-        "user": {"id": user_id, "username": "alice", "name": "alice", "team_id": "T9TK3CUKW"},
-        "api_app_id": "AABA1ABCD",
-        "token": "9s8d9as89d8as9d8as989",
-        "container": {
-            "type": "message",
-            "message_ts": "1700000000.000001",
-            "channel_id": "C0INCIDENT",
-            "is_ephemeral": False,
-        },
-        "trigger_id": trigger_id,
-        "channel": {"id": "C0INCIDENT", "name": "incidents"},
-        "message": {"type": "message", "ts": "1700000000.000001", "text": "incident"},
-        "state": {"values": {}},
-        "response_url": response_url,
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "responder_actions_3",
-                "text": {"type": "plain_text", "text": "Approve", "emoji": True},
-                "value": value,
-                "style": "primary",
-                "type": "button",
-                "action_ts": "1548426417.840180",
-            }
-        ],
-    }
-    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    return press_body(
+        action_id,
+        value,
+        user_id=user_id,
+        trigger_id=trigger_id,
+        response_url=response_url,
+        ts="1700000000.000001",
+    )

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from fakes.pagerduty_events import FakePagerDuty
-from fakes.slack_api import FakeSlack
 from integrations_support import (
     INCIDENT_ID,
     ROUTING_KEY,
@@ -37,6 +35,8 @@ from responder.integrations.registry import NOTIFIERS, NotifierDeps, build_notif
 from responder.models.commands import CommandKind
 from responder.models.notifications import IncidentPhase
 from responder.settings import Settings
+from responder_dev.fakes.pagerduty_events import FakePagerDuty
+from responder_dev.fakes.slack_api import FakeSlack
 
 
 async def test_page_once_post_once_update_both_and_commands_back(

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from fakes.pagerduty_events import FakePagerDuty
-from fakes.slack_api import FakeSlack
 from integrations_support import (
     INCIDENT_ID,
     ROUTING_KEY,
@@ -42,6 +40,8 @@ from responder.integrations.pagerduty.events import (
 from responder.integrations.pagerduty.webhooks import sign
 from responder.integrations.slack.notifier import InMemorySlackMessageStore, SlackNotifier
 from responder.models.notifications import IncidentPhase
+from responder_dev.fakes.pagerduty_events import FakePagerDuty
+from responder_dev.fakes.slack_api import FakeSlack
 
 Client = TestClient[Any, Any]
 

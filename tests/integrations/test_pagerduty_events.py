@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from fakes.pagerduty_events import FakePagerDuty
 from integrations_support import (
     INCIDENT_ID,
     OTHER_ROUTING_KEY,
@@ -26,6 +25,7 @@ from responder.integrations.pagerduty.events import (
 )
 from responder.integrations.ratelimit import SlidingWindowLimiter
 from responder.models.notifications import IncidentPhase
+from responder_dev.fakes.pagerduty_events import FakePagerDuty
 
 
 def make(

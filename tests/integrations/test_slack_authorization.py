@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from fakes.slack_api import FakeSlack
 from integrations_support import (
     ALLOWED_USER,
     GROUP_MEMBER,
@@ -30,6 +29,7 @@ from responder.ingest.chatops import ChatOps
 from responder.integrations.base import AuditOutcome
 from responder.integrations.slack.notifier import build_web_client
 from responder.settings import ChatOpsAllowList
+from responder_dev.fakes.slack_api import FakeSlack
 
 Client = TestClient[Any, Any]
 SPECIAL = "U0SPECIAL"

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from fakes.slack_api import FakeSlack
 from integrations_support import (
     ALLOWED_USER,
     GROUP_MEMBER,
@@ -35,6 +34,7 @@ from responder.integrations.slack.inbound import (
 )
 from responder.models.commands import CommandKind, CommandSource
 from responder.models.matchers import Matcher
+from responder_dev.fakes.slack_api import FakeSlack
 
 Client = TestClient[Any, Any]
 

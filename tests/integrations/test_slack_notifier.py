@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from fakes.slack_api import FakeSlack
 from integrations_support import INCIDENT_ID, notification, slack_settings
 
 from responder.errors import PermanentError, TemporaryError
@@ -17,6 +16,7 @@ from responder.integrations.slack.blocks import (
 )
 from responder.integrations.slack.notifier import InMemorySlackMessageStore, SlackNotifier
 from responder.models.notifications import IncidentPhase
+from responder_dev.fakes.slack_api import FakeSlack
 
 
 def button_ids(blocks: list[dict[str, object]]) -> list[str]:

@@ -100,7 +100,12 @@ async def test_promql_against_the_real_prometheus(prometheus: Any) -> None:
     try:
         # Prometheus scrapes itself every second: `up` holds once the first scrape is in.
         spec = VerifySpec(PromQL('up{job="prometheus"}'), every_s=0.2, until=_in(30))
-        assert await real.verify(spec) == Verdict(True, "1 series satisfy the query")
+        held = await real.verify(spec)
+        # The verdict names the value it saw: `up` is 1 for a scraped target.
+        assert held.ok
+        assert held.detail.startswith("1 series satisfy the query: {")
+        assert 'job="prometheus"' in held.detail
+        assert held.detail.endswith("} 1")
         assert await real.check(PromQL('up{job="prometheus"} == 42')) == Verdict(
             False, "0 series satisfy the query"
         )

@@ -32,11 +32,13 @@ INGEST_JOB = "responder-ingest"
 class Wiring:
     """What Prometheus talks to: job name → ``host:port`` targets (None: the template's),
     the Alertmanager ``host:port`` (None: no alerting), rule file globs (None: the project's
-    rules, relative to deploy/prometheus/)."""
+    rules, relative to deploy/prometheus/), the scrape and evaluation interval in seconds
+    (None: the instance's)."""
 
     scrape_targets: Mapping[str, Sequence[str]] | None
     alertmanager: str | None
     rule_files: Sequence[str] | None
+    interval_s: int | None = None
 
 
 class Prometheus(ReloadableService):
@@ -73,10 +75,12 @@ class Prometheus(ReloadableService):
         scrape_targets: Mapping[str, Sequence[str]] | None = None,
         alertmanager: str | None = None,
         rule_files: Sequence[str] | None = None,
+        interval_s: int | None = None,
     ) -> None:
-        """Replace the scrape targets, Alertmanager and rules (same meaning as in the
-        constructor); reload when running. A config it rejects changes nothing."""
-        wiring = Wiring(scrape_targets, alertmanager, rule_files)
+        """Replace the scrape targets, Alertmanager, rules and interval (same meaning as in
+        the constructor and ``Wiring``); reload when running. A config it rejects changes
+        nothing."""
+        wiring = Wiring(scrape_targets, alertmanager, rule_files, interval_s)
         self._replace_config(self.render_config(wiring))
         self.wiring = wiring
 
@@ -100,7 +104,7 @@ class Prometheus(ReloadableService):
     def render_config(self, wiring: Wiring) -> dict[str, Any]:
         """The template with ``wiring``'s targets, Alertmanager and rules, and our interval."""
         config = load_yaml(TEMPLATE)
-        interval = f"{self.scrape_interval_s}s"
+        interval = f"{wiring.interval_s or self.scrape_interval_s}s"
         config["global"] = {"scrape_interval": interval, "evaluation_interval": interval}
         rule_globs = (
             wiring.rule_files if wiring.rule_files is not None else config.get("rule_files", [])

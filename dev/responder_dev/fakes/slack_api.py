@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.http import LoopbackServer, Recorded
+from responder_dev.fakes.http import LoopbackServer, Recorded
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Scripted:
 class FakeSlack:
     """Slack Web API + response_url stand-in. ``url`` is the base for ``base_url=url + '/api/'``."""
 
-    token: str = "xoxb-0000000000-fake-bot-token"
+    token: str = "xoxb-0000000000-fake-bot-token"  # noqa: S105 - the fake's own test token
     channels: dict[str, str] = field(
         default_factory=lambda: {"#incidents": "C0INCIDENT", "#ops": "C0OPS"}
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.http import LoopbackServer, Recorded
+from responder_dev.fakes.http import LoopbackServer, Recorded
 
 MAX_EVENT_BYTES = 512 * 1024
 SEVERITIES = {"critical", "error", "warning", "info"}
