@@ -183,6 +183,11 @@ async def test_a_worker_killed_while_pending_keeps_the_pending_time_and_fires_on
     assert [a.status for a in ours] == [AlertStatus.FIRING]
     assert len(opened(await transitions(settings))) == 1
 
+    # The third worker knows the series from the table alone: its absence resolves it.
+    exporter.set(0.1, **series)
+    found = await transitions(settings, timeout_s=60, until=lambda t: len(resolved(t)) >= 1)
+    assert len(resolved(found)) == 1
+
 
 async def test_the_same_alert_by_alertmanager_and_by_a_definition_is_one_incident(
     settings: Settings,
