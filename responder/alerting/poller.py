@@ -102,6 +102,8 @@ class PrometheusQuery:
         import requests
         from prometheus_api_client import PrometheusConnect
         from prometheus_api_client.exceptions import PrometheusApiClientException
+        from urllib3.exceptions import NewConnectionError
+        from urllib3.exceptions import TimeoutError as Urllib3Timeout
         from urllib3.util.retry import Retry
 
         if self._client is None:
@@ -113,10 +115,15 @@ class PrometheusQuery:
                 params={"time": repr(at), "timeout": repr(float(self.timeout_s))},
                 timeout=self.timeout_s,
             )
-        except requests.Timeout as exc:
-            raise QueryFailed("timeout", str(exc)[:200]) from None
         except requests.RequestException as exc:
-            raise QueryFailed("unreachable", str(exc)[:200]) from None
+            # Without retries a read timeout arrives wrapped: ConnectionError(MaxRetryError(
+            # reason=ReadTimeoutError)); it is still a slow Prometheus, not an absent one.
+            cause = getattr(exc.args[0], "reason", None) if exc.args else None
+            refused = isinstance(cause, NewConnectionError)  # a TimeoutError subclass, oddly
+            slow = isinstance(exc, requests.Timeout) or (
+                isinstance(cause, Urllib3Timeout) and not refused
+            )
+            raise QueryFailed("timeout" if slow else "unreachable", str(exc)[:200]) from None
         except PrometheusApiClientException as exc:
             raise QueryFailed("error", str(exc)[:200]) from None
         return _vector(result)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import TOKEN, read_topic
+from e2e_support import TOKEN, WorkerProcess, read_topic
 from metric_streams_support import (
     Exporter,
     alert_events,
@@ -183,6 +183,11 @@ async def test_a_worker_killed_while_pending_keeps_the_pending_time_and_fires_on
     assert [a.status for a in ours] == [AlertStatus.FIRING]
     assert len(opened(await transitions(settings))) == 1
 
+    # The third worker knows the series from the table alone: its absence resolves it.
+    exporter.set(0.1, **series)
+    found = await transitions(settings, timeout_s=60, until=lambda t: len(resolved(t)) >= 1)
+    assert len(resolved(found)) == 1
+
 
 async def test_the_same_alert_by_alertmanager_and_by_a_definition_is_one_incident(
     settings: Settings,
@@ -246,3 +251,20 @@ async def test_the_same_alert_by_alertmanager_and_by_a_definition_is_one_inciden
     records = await read_topic(settings.kafka.bootstrap, table, until=folded, timeout_s=60)
     assert folded(records)
     assert len(opened(await transitions(settings))) == 1
+
+
+async def test_invalid_definitions_refuse_the_start_naming_the_setting(
+    settings: Settings, tmp_path: Path, prometheus: Any
+) -> None:
+    definitions = tmp_path / "alerts"
+    write_definition(definitions, "Broken", "up > ", hold="1m")
+    settings = with_alerting(settings, definitions, prometheus.url)
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    try:
+        code = await asyncio.to_thread(worker.process.wait, 90)
+    finally:
+        await asyncio.to_thread(worker.stop, timeout_s=10)
+    log = worker.log_tail()
+    assert code != 0, log
+    assert f"alerting.definitions_dir ({definitions})" in log, log
+    assert "Broken.yaml:3:1 expr: invalid PromQL" in log, log
