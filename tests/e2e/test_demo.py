@@ -100,9 +100,12 @@ def test_demo_ci_heals_pages_and_checks_every_scenario(demo_env: dict[str, str])
     in_order(
         s3,
         "hard fault",
+        "step 1 cache.clear started",
+        "Slack post in",  # the incident's one message, posted as remediation starts
         "verification of step 1 failed",
         "automation stops: steps exhausted",
-        "Slack post in",
+        "escalated: level 1 (slack)",
+        "escalated: level 2 (pagerduty)",
         "PagerDuty trigger",
         "presses Acknowledge in Slack (signed request): HTTP 200",
         "PagerDuty shows acknowledged",
