@@ -55,30 +55,86 @@ def demo_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     )
 
 
-def test_demo_opens_remediates_and_resolves_an_incident(demo_env: dict[str, str]) -> None:
+def test_demo_ci_heals_pages_and_checks_every_scenario(demo_env: dict[str, str]) -> None:
+    """``responder demo --ci`` asserts, from the audit topic and the local Slack and PagerDuty,
+    each scenario's steps, the verification values and the page; here its output is checked
+    too: the timelines a person reads, with no raw JSON in the default output."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "responder.cli",
-            "--log-format",
-            "console",
-            "demo",
-            "--timeout",
-            "120",
-        ],
+        [sys.executable, "-m", "responder.cli", "--log-format", "console", "demo", "--ci"],
         env=demo_env,
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
-    log = done.stderr
-    assert done.returncode == 0, log[-4000:]
-    assert "incident.open" in log
-    assert "remediation.action_started" in log
-    assert '"action": "cache.clear"' in log
-    assert "generation cache keys left in Redis: 0" in log
-    assert "incident.resolved" in log
-    # stdout carries the two incident records the demo prints
-    assert done.stdout.count('"incident_id"') >= 2
+    out, log = done.stdout, done.stderr
+    assert done.returncode == 0, (out + log)[-6000:]
+    assert "--ci: every scenario went as it should" in log
+    assert not any(line.lstrip().startswith("{") for line in out.splitlines())
+    for n in (1, 2, 3):
+        assert f"Scenario {n}:" in out
+    s1, s2, s3 = (out.split(f"Scenario {n}:")[1] for n in (1, 2, 3))
+    s1, s2 = s1.split("Scenario 2:")[0], s2.split("Scenario 3:")[0]
+    s3 = s3.split("Summary")[0]
+    in_order(
+        s1,
+        "poisoned keys",
+        "Prometheus alert HighGenerationLatency pending",
+        "Prometheus alert HighGenerationLatency firing",
+        "Alertmanager delivered HighGenerationLatency (firing)",
+        "opened",
+        "step 1 cache.clear started",
+        "step 1 cache.clear finished: ok",
+        "verification of step 1 held: saw 0.0",
+        "incident resolved (verified)",
+    )
+    in_order(
+        s2,
+        "model stuck in pods",
+        "step 1 cache.clear started",
+        "verification of step 1 failed",
+        "step 2 deployment.restart started",
+        "verification of step 2 held: saw 0.92",
+        "incident resolved (verified)",
+    )
+    in_order(
+        s3,
+        "hard fault",
+        "step 1 cache.clear started",
+        "Slack post in",  # the incident's one message, posted as remediation starts
+        "verification of step 1 failed",
+        "automation stops: steps exhausted",
+        "escalated: level 1 (slack)",
+        "escalated: level 2 (pagerduty)",
+        "PagerDuty trigger",
+        "presses Acknowledge in Slack (signed request): HTTP 200",
+        "PagerDuty shows acknowledged",
+        "a person fixes the engine",
+        "PagerDuty resolve",
+    )
+    assert out.count("PagerDuty trigger") == 1
+    assert "Summary" in out
+    assert "responder incidents show " in out
+
+    # The history of the first incident, read back from the audit topic by the runtime CLI.
+    first = out.split("responder incidents show ")[1].split()[0]
+    shown = subprocess.run(
+        [sys.executable, "-m", "responder.cli", "incidents", "show", first],
+        env=demo_env
+        | {"RESPONDER_KAFKA__BOOTSTRAP": f"127.0.0.1:{demo_env['RESPONDER_STACK__KAFKA_PORT']}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert "step 1 verified: 1 series satisfy the query" in shown.stdout
+    assert "resolved (verified)" in shown.stdout
+
+
+def in_order(text: str, *parts: str) -> None:
+    at = 0
+    for part in parts:
+        found = text.find(part, at)
+        assert found >= 0, f"{part!r} missing after position {at} in:\n{text}"
+        at = found + len(part)
