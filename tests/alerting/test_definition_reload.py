@@ -67,12 +67,20 @@ async def test_a_file_change_reloads_while_the_loop_runs(definitions_dir: Path) 
         store.watch(stop, debounce_ms=50, on_reload=lambda o: outcomes.append(o.status))
     )
     try:
-        await asyncio.sleep(0.3)  # let watchfiles start watching before the change
-        _write(definitions_dir, "b.yaml", DEFINITION.replace("name: minimal_latency", "name: b"))
+        # The watcher may not be watching yet when the file lands: write it again (with new
+        # bytes, so it is a change) until the reload has picked it up, within a deadline.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 20
+        attempt = 0
         while "b" not in store.current.by_name and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+            assert not watcher.done(), watcher
+            attempt += 1
+            text = DEFINITION.replace("name: minimal_latency", "name: b")
+            _write(definitions_dir, "b.yaml", f"{text}# write {attempt}\n")
+            for _ in range(10):  # up to 0.5 s for this write to be reloaded
+                if "b" in store.current.by_name:
+                    break
+                await asyncio.sleep(0.05)
         assert sorted(store.current.by_name) == ["b", "minimal_latency"], outcomes
     finally:
         stop.set()
